@@ -1,0 +1,171 @@
+"""The MDP/0.1 worker: serves one service's requests, one at a time, with a handler.
+
+A session is one connection to the broker: READY, then requests and heartbeats. The
+receiving task hands requests to a handler task so heartbeats keep flowing both ways
+while a long request runs. When the broker stays silent for interval × liveness, or
+says DISCONNECT, the session ends and a new one starts (after a back-off that doubles up
+to a maximum when the broker is silent; at once after DISCONNECT). Cancellation sends
+DISCONNECT so the broker forgets the worker at once instead of after its expiry.
+
+Run alone as an echo worker (tests, benchmarks):
+``python -m palaestrio.mdp.worker --connect ENDPOINT --service NAME --echo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import math
+import signal
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+import zmq
+
+from palaestrio.mdp import protocol as mdp
+from palaestrio.zmq_trio import Socket, open_socket
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[list[bytes]], Awaitable[list[bytes]]]
+
+
+class _SessionEnd(enum.Enum):
+    BROKER_SILENT = enum.auto()
+    BROKER_DISCONNECTED = enum.auto()
+
+
+async def serve_worker(
+    endpoint: str,
+    service: str | bytes,
+    handler: Handler,
+    *,
+    heartbeat_interval: float = mdp.DEFAULT_HEARTBEAT_INTERVAL,
+    heartbeat_liveness: int = mdp.DEFAULT_HEARTBEAT_LIVENESS,
+    reconnect_delay: float = 0.1,
+    max_reconnect_delay: float = 2.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serves `service` at the broker `endpoint` until cancelled.
+
+    `handler` gets a request's body frames and returns the reply's body frames. An
+    exception from it ends `serve_worker` (after DISCONNECT): handlers that must
+    survive bad requests catch their errors and reply with an error message.
+    """
+    service_name = mdp.as_service(service)
+    session = _Session(endpoint, service_name, handler, heartbeat_interval, heartbeat_liveness)
+    delay = reconnect_delay
+    while True:
+        end = await session.run(task_status)
+        task_status = trio.TASK_STATUS_IGNORED
+        if end is _SessionEnd.BROKER_DISCONNECTED:
+            delay = reconnect_delay
+            continue
+        log.info("broker at %s is silent; reconnecting in %.2f s", endpoint, delay)
+        await trio.sleep(delay)
+        delay = min(delay * 2, max_reconnect_delay)
+
+
+class _Session:
+    def __init__(
+        self,
+        endpoint: str,
+        service: bytes,
+        handler: Handler,
+        heartbeat_interval: float,
+        heartbeat_liveness: int,
+    ) -> None:
+        self.endpoint = endpoint
+        self.service = service
+        self.handler = handler
+        self.interval = heartbeat_interval
+        self.silence_limit = heartbeat_interval * heartbeat_liveness
+        # Replies and heartbeats come from two tasks; a socket takes one sender at a time.
+        self.send_lock = trio.Lock()
+
+    async def run(self, task_status: trio.TaskStatus[None]) -> _SessionEnd:
+        async with open_socket(zmq.DEALER) as sock:
+            sock.connect(self.endpoint)
+            try:
+                return await self._serve(sock, task_status)
+            finally:
+                # Best effort and without waiting: a silent broker would never take it.
+                sock.try_send_multipart([b"", mdp.WORKER, mdp.DISCONNECT])
+
+    async def _serve(self, sock: Socket, task_status: trio.TaskStatus[None]) -> _SessionEnd:
+        await sock.send_multipart([b"", mdp.WORKER, mdp.READY, self.service])
+        task_status.started()
+        requests_in, requests_out = trio.open_memory_channel[tuple[bytes, list[bytes]]](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeats, sock)
+            nursery.start_soon(self._handle_requests, sock, requests_out)
+            end = await self._receive(sock, requests_in)
+            nursery.cancel_scope.cancel()
+        return end
+
+    async def _receive(
+        self, sock: Socket, requests: trio.MemorySendChannel[tuple[bytes, list[bytes]]]
+    ) -> _SessionEnd:
+        while True:
+            frames: list[bytes] | None = None
+            with trio.move_on_after(self.silence_limit):
+                frames = await sock.recv_multipart()
+            if frames is None:
+                return _SessionEnd.BROKER_SILENT
+            if len(frames) < 3 or frames[0] or frames[1] != mdp.WORKER:
+                log.warning("worker dropped a malformed message (%d frames)", len(frames))
+                continue
+            command = frames[2]
+            if command == mdp.REQUEST:
+                if len(frames) < 5 or frames[4]:
+                    log.warning("worker dropped a REQUEST without client envelope")
+                    continue
+                requests.send_nowait((frames[3], frames[5:]))
+            elif command == mdp.DISCONNECT:
+                return _SessionEnd.BROKER_DISCONNECTED
+            elif command != mdp.HEARTBEAT:
+                log.warning("worker dropped unknown command %r", command[:8])
+
+    async def _handle_requests(
+        self, sock: Socket, requests: trio.MemoryReceiveChannel[tuple[bytes, list[bytes]]]
+    ) -> None:
+        async for client, body in requests:
+            reply = await self.handler(body)
+            async with self.send_lock:
+                await sock.send_multipart([b"", mdp.WORKER, mdp.REPLY, client, b"", *reply])
+
+    async def _heartbeats(self, sock: Socket) -> None:
+        while True:
+            await trio.sleep(self.interval)
+            async with self.send_lock:
+                await sock.send_multipart([b"", mdp.WORKER, mdp.HEARTBEAT])
+
+
+async def _echo(body: list[bytes]) -> list[bytes]:
+    return body
+
+
+async def _main(endpoint: str, service: str) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(serve_worker, endpoint, service, _echo))
+            print("palaestrio worker ready", flush=True)
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m palaestrio.mdp.worker")
+    parser.add_argument("--connect", required=True)
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--echo", action="store_true", required=True, help="echo requests")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    trio.run(_main, args.connect, args.service)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""pyzmq sockets under trio.
+
+There is no pyzmq backend for trio, so this adapter waits on the socket's `ZMQ_FD`
+itself, which is subtle (trio-notes §1): the FD is edge-triggered, signals only
+"readable" (for both directions) and *any* zmq call on the socket may consume its edge.
+The rules this module follows:
+
+* Every operation first tries the non-blocking call; it parks only after `zmq.Again`
+  and after `zmq.EVENTS` says the wanted direction is still not ready.
+* One task may send while another receives (like a trio stream). A second concurrent
+  sender, or receiver, gets `trio.BusyResourceError` instead of a hang.
+* Only one task at a time watches the FD (trio allows one waiter per fd); the other
+  parks on an event. After every zmq call the watcher is woken, because that call may
+  have eaten the edge it was waiting for, and everyone re-reads `zmq.EVENTS`.
+* `close()` marks the socket closed, calls `trio.lowlevel.notify_closing` so a waiting
+  task wakes with `trio.ClosedResourceError` at once, and closes with linger 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Final, cast, final
+
+import trio
+import zmq
+
+__all__ = ["Socket", "new_socket", "open_socket", "shared_context"]
+
+
+@final
+class Socket:
+    """A zmq socket used from trio. Make one with `open_socket`."""
+
+    def __init__(self, raw: zmq.Socket[bytes]) -> None:
+        self.raw: Final = raw
+        self._fd: Final[int] = cast(int, raw.getsockopt(zmq.FD))
+        self._closed = False
+        self._sending = False
+        self._receiving = False
+        # The task that waits on the FD, if any; cancelled to make it re-check EVENTS.
+        self._watch_scope: trio.CancelScope | None = None
+        # Where a second waiting task parks while another watches the FD.
+        self._parked = 0
+        self._wakeup = trio.Event()
+
+    # -- setup ---------------------------------------------------------------------
+
+    def bind(self, endpoint: str) -> str:
+        """Binds and returns the endpoint actually bound (resolves `tcp://...:*`)."""
+        self._check_open()
+        self.raw.bind(endpoint)
+        return self.raw.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def connect(self, endpoint: str) -> None:
+        self._check_open()
+        self.raw.connect(endpoint)
+
+    # -- I/O -----------------------------------------------------------------------
+
+    async def send_multipart(self, frames: Sequence[bytes]) -> None:
+        """Sends one message; waits while the socket's send queue is full."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this socket")
+        self._sending = True
+        try:
+            while True:
+                try:
+                    self.raw.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    await self._wait_for(zmq.POLLOUT)
+                else:
+                    self._wake_others()
+                    break
+        finally:
+            self._sending = False
+        # The message is out: a cancellation here must not pretend it was not sent.
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def try_send_multipart(self, frames: Sequence[bytes]) -> bool:
+        """Sends one message if that is possible without waiting; says whether it did."""
+        if self._closed or self._sending:
+            return False
+        try:
+            self.raw.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        self._wake_others()
+        return True
+
+    async def recv_multipart(self) -> list[bytes]:
+        """Receives one message (all of its frames)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this socket")
+        self._receiving = True
+        try:
+            while True:
+                try:
+                    frames = self.raw.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    await self._wait_for(zmq.POLLIN)
+                else:
+                    self._wake_others()
+                    break
+        finally:
+            self._receiving = False
+        # We hold the message now; losing it to a cancellation would drop it silently.
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return frames
+
+    # -- closing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes at once (linger 0); tasks waiting on the socket get ClosedResourceError."""
+        if self._closed:
+            return
+        self._closed = True
+        trio.lowlevel.notify_closing(self._fd)
+        self._wakeup.set()
+        self.raw.close(linger=0)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Socket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- waiting -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the zmq socket is closed")
+
+    def _wake_others(self) -> None:
+        # Our zmq call may have consumed the FD edge another task is waiting for.
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+        if self._parked:
+            self._wakeup.set()
+            self._wakeup = trio.Event()
+
+    async def _wait_for(self, flag: int) -> None:
+        while not cast(int, self.raw.getsockopt(zmq.EVENTS)) & flag:
+            if self._watch_scope is None:
+                try:
+                    with trio.CancelScope() as self._watch_scope:
+                        await trio.lowlevel.wait_readable(self._fd)
+                finally:
+                    self._watch_scope = None
+                    # Whoever is parked must re-check, and may take over the watch.
+                    if self._parked:
+                        self._wakeup.set()
+                        self._wakeup = trio.Event()
+            else:
+                self._parked += 1
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    self._parked -= 1
+            self._check_open()
+
+
+_context: zmq.Context[zmq.Socket[bytes]] | None = None
+
+
+def shared_context() -> zmq.Context[zmq.Socket[bytes]]:
+    """One zmq context per process (one I/O thread), made on first use."""
+    global _context
+    if _context is None or _context.closed:
+        _context = zmq.Context()
+    return _context
+
+
+def new_socket(
+    socket_type: int, *, context: zmq.Context[zmq.Socket[bytes]] | None = None
+) -> Socket:
+    """A zmq socket of `socket_type`; the caller must `close()` it (see `open_socket`)."""
+    raw = (context or shared_context()).socket(socket_type)
+    raw.setsockopt(zmq.LINGER, 0)
+    return Socket(raw)
+
+
+@asynccontextmanager
+async def open_socket(
+    socket_type: int, *, context: zmq.Context[zmq.Socket[bytes]] | None = None
+) -> AsyncIterator[Socket]:
+    """A zmq socket of `socket_type`, closed (linger 0) when the block exits."""
+    sock = new_socket(socket_type, context=context)
+    try:
+        yield sock
+    finally:
+        sock.close()
