@@ -47,10 +47,9 @@ class Client:
             await sock.send_multipart([b"", mdp.CLIENT, service_name, *frames])
             while True:
                 reply = await sock.recv_multipart()
-                if len(reply) >= 3 and not reply[0] and reply[1] == mdp.CLIENT:
-                    if reply[2] == service_name:
-                        completed = True
-                        return reply[3:]
+                if len(reply) >= 3 and not reply[0] and reply[1:3] == [mdp.CLIENT, service_name]:
+                    completed = True
+                    return reply[3:]
                 log.warning("client dropped a malformed reply (%d frames)", len(reply))
         finally:
             if completed:
