@@ -66,19 +66,22 @@ class Socket:
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this socket")
         self._sending = True
+        waited = False
         try:
             while True:
                 try:
                     self.raw.send_multipart(frames, zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     await self._wait_for(zmq.POLLOUT)
+                    waited = True
                 else:
                     self._wake_others()
                     break
         finally:
             self._sending = False
-        # The message is out: a cancellation here must not pretend it was not sent.
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not waited:
+            # Every trio operation schedules; the message is out, so shield the yield.
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     def try_send_multipart(self, frames: Sequence[bytes]) -> bool:
         """Sends one message if that is possible without waiting; says whether it did."""
@@ -98,19 +101,22 @@ class Socket:
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this socket")
         self._receiving = True
+        waited = False
         try:
             while True:
                 try:
                     frames = self.raw.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     await self._wait_for(zmq.POLLIN)
+                    waited = True
                 else:
                     self._wake_others()
                     break
         finally:
             self._receiving = False
-        # We hold the message now; losing it to a cancellation would drop it silently.
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not waited:
+            # We hold the message: a cancellation at this yield must not drop it.
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return frames
 
     # -- closing -------------------------------------------------------------------
