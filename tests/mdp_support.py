@@ -188,7 +188,9 @@ async def running_process(
                     await process.wait()
             if process.returncode is None:
                 process.kill()
-            await process.aclose()
+            await process.wait()
+            assert process.stdout is not None
+            await process.stdout.aclose()
 
 
 async def _drain(receive: trio.MemoryReceiveChannel[str]) -> None:

@@ -383,6 +383,16 @@ async def test_command_from_an_unknown_worker_is_answered_with_disconnect(
             assert await next_message(sock) == [b"", MDPW01, DISCONNECT]
 
 
+async def test_reply_from_an_idle_worker_is_answered_with_disconnect() -> None:
+    """RFC 7: 'The broker MUST respond to any valid but unexpected command by sending
+    DISCONNECT'; a REPLY from a worker that was given no request is one."""
+    with trio.fail_after(10):
+        async with running_broker() as endpoint, raw_peer(endpoint) as sock:
+            await register(sock, b"idle")
+            await sock.send_multipart([b"", MDPW01, REPLY, b"\x00\x80\x00\x00\x01", b"", b"?"])
+            assert await next_message(sock) == [b"", MDPW01, DISCONNECT]
+
+
 async def test_second_ready_is_answered_with_disconnect_and_unregisters() -> None:
     with trio.fail_after(10):
         async with running_broker() as endpoint, raw_peer(endpoint) as sock:

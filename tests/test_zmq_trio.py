@@ -208,7 +208,11 @@ async def test_closed_socket_refuses_use() -> None:
 
 
 @pytest.mark.parametrize("second", ["recv", "send"])
-async def test_concurrent_use_raises_busy_resource_error(second: str) -> None:
+async def test_use_while_another_task_waits_in_recv_raises_busy_resource_error(
+    second: str,
+) -> None:
+    """The contract in issue 3's brief: while one task is parked in a socket operation,
+    ANY second operation (send or recv) raises BusyResourceError."""
     with trio.fail_after(10):
         async with open_socket(zmq.DEALER) as sock, open_socket(zmq.DEALER) as peer:
             peer.connect(sock.bind(ANY_PORT))
@@ -231,6 +235,31 @@ async def test_concurrent_use_raises_busy_resource_error(second: str) -> None:
             # Once the owner is done, another task may use the socket.
             await sock.send_multipart([b"later"])
             assert await peer.recv_multipart() == [b"later"]
+
+
+async def test_second_sender_while_one_waits_at_the_high_water_mark_raises_busy() -> None:
+    with trio.fail_after(10):
+        async with open_socket(zmq.DEALER) as sock:
+            sock.raw.setsockopt(zmq.SNDHWM, 1)
+            sock.connect("tcp://127.0.0.1:9")  # never connects, so sends queue up
+            blocked = trio.Event()
+
+            async def fill_and_block() -> None:
+                while True:
+                    with trio.move_on_after(0.05) as scope:
+                        await sock.send_multipart([b"x"])
+                    if scope.cancelled_caught:
+                        break
+                blocked.set()
+                await sock.send_multipart([b"waits until closed"])
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fill_and_block)
+                await blocked.wait()
+                await trio.sleep(0.05)
+                with pytest.raises(trio.BusyResourceError):
+                    await sock.send_multipart([b"intruder"])
+                nursery.cancel_scope.cancel()
 
 
 async def test_cancelled_receive_loses_no_message_and_frees_the_socket() -> None:
