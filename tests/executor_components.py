@@ -1,0 +1,69 @@
+"""Components for executor tests; imported by name inside RunGovernor processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from palaestrio.simulation import DummyEnvironment
+from palaestrio.simulation.environment import EnvironmentBaseline, EnvironmentState
+from palaestrio.simulation.information import ActuatorInformation
+
+
+class FailingEnvironment(DummyEnvironment):
+    """Raises in update number `fail_at_step` (1-based)."""
+
+    def __init__(self, uid: str, seed: int, fail_at_step: int = 5, max_iter: int = 10) -> None:
+        super().__init__(uid, seed, max_iter=max_iter)
+        self.fail_at_step = fail_at_step
+        self.updates = 0
+
+    def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:
+        self.updates += 1
+        if self.updates == self.fail_at_step:
+            raise RuntimeError(f"the test environment fails at step {self.updates}")
+        return super().update(actuators)
+
+
+class SlowEnvironment(DummyEnvironment):
+    """Sleeps (trio-friendly) in every update, so a run lasts long enough to interrupt."""
+
+    def __init__(
+        self, uid: str, seed: int, delay: float = 0.01, max_iter: int = 10
+    ) -> None:
+        super().__init__(uid, seed, max_iter=max_iter)
+        self.delay = delay
+
+    async def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:  # type: ignore[override]
+        await trio.sleep(self.delay)
+        return super().update(actuators)
+
+
+GRANDCHILD = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+)
+
+
+class StubbornEnvironment(DummyEnvironment):
+    """Ignores SIGTERM, starts a grandchild that ignores it too (its pid goes to
+    `pid_file`), and then blocks the governor's event loop in update."""
+
+    def __init__(self, uid: str, seed: int, pid_file: str = "", max_iter: int = 10) -> None:
+        super().__init__(uid, seed, max_iter=max_iter)
+        self.pid_file = pid_file
+
+    def start_environment(self) -> EnvironmentBaseline:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        grandchild = subprocess.Popen([sys.executable, "-c", GRANDCHILD])
+        Path(self.pid_file).write_text(f"{os.getpid()} {grandchild.pid}")
+        return super().start_environment()
+
+    def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:
+        time.sleep(600)
+        return super().update(actuators)

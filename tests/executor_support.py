@@ -1,0 +1,99 @@
+"""Helpers for executor tests: experiment files and what the store holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import palaestrio
+
+SIM = "palaestrio.simulation"
+
+
+def write_experiment(
+    directory: Path,
+    uid: str,
+    *,
+    environment: str = f"{SIM}:DummyEnvironment",
+    environment_params: str = "{}",
+    max_iter: int = 10,
+    episodes: int = 1,
+    agents: int = 1,
+) -> Path:
+    """A palaestrAI-shaped run file: one phase, one environment `env`, `agents` agents."""
+    agent_blocks = "".join(
+        f"""
+        - name: agent_{index}
+          brain: {{name: {SIM}:DummyBrain, params: {{}}}}
+          muscle: {{name: {SIM}:DummyMuscle, params: {{}}}}
+          objective: {{name: {SIM}:DummyObjective, params: {{}}}}
+          sensors: [{", ".join(f"env.{i}" for i in range(5 * index, 5 * index + 5))}]
+          actuators: [{", ".join(f"env.{i}" for i in range(5 * index, 5 * index + 5))}]"""
+        for index in range(agents)
+    )
+    text = f"""\
+uid: {uid}
+seed: 7
+version: "3.5"
+schedule:
+  - phase_0:
+      environments:
+        - environment:
+            name: {environment}
+            uid: env
+            params: {{max_iter: {max_iter}, {environment_params.strip("{}")}}}
+      agents:{agent_blocks}
+      simulation:
+        name: {SIM}:VanillaSimulationController
+        conditions:
+          - name: {SIM}:EnvironmentTerminationCondition
+            params: {{}}
+      phase_config:
+        mode: train
+        worker: 1
+        episodes: {episodes}
+run_config:
+  condition:
+    name: {SIM}:VanillaRunGovernorTerminationCondition
+    params: {{}}
+"""
+    path = directory / f"{uid}.yml"
+    path.write_text(text)
+    return path
+
+
+def load_run(directory: Path, uid: str, **options: object) -> palaestrio.ExperimentRun:
+    (run,) = palaestrio.load_experiment_runs(write_experiment(directory, uid, **options))  # type: ignore[arg-type]
+    return run
+
+
+def stored_status(db: Path, instance_uid: str) -> tuple[str, str | None]:
+    with sqlite3.connect(db) as connection:
+        row = connection.execute(
+            "SELECT status, status_reason FROM experiment_run_instances WHERE uid = ?",
+            (instance_uid,),
+        ).fetchone()
+    assert row is not None, f"instance {instance_uid} is not in the store"
+    return row[0], row[1]
+
+
+def stored_rows(db: Path, instance_uid: str) -> tuple[int, int]:
+    """(world states, muscle actions) stored for one run instance."""
+    with sqlite3.connect(db) as connection:
+        (world_states,) = connection.execute(
+            """SELECT count(*) FROM world_states w
+               JOIN environments e ON w.environment_id = e.id
+               JOIN experiment_run_phases p ON e.experiment_run_phase_id = p.id
+               JOIN experiment_run_instances i ON p.experiment_run_instance_id = i.id
+               WHERE i.uid = ?""",
+            (instance_uid,),
+        ).fetchone()
+        (muscle_actions,) = connection.execute(
+            """SELECT count(*) FROM muscle_actions m
+               JOIN agents a ON m.agent_id = a.id
+               JOIN experiment_run_phases p ON a.experiment_run_phase_id = p.id
+               JOIN experiment_run_instances i ON p.experiment_run_instance_id = i.id
+               WHERE i.uid = ?""",
+            (instance_uid,),
+        ).fetchone()
+    return world_states, muscle_actions

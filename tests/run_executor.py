@@ -1,0 +1,30 @@
+"""Runs the executor on run files, as the CLI would: ``python run_executor.py DB FILE...``.
+
+Prints ``<status> <instance uid> <steps>`` on every update (for tests to follow), and
+exits 130 / 143 when SIGINT / SIGTERM interrupted it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import trio
+
+import palaestrio
+from palaestrio.executor import Executor, ExecutorState, ExperimentRunRuntimeInformation
+
+
+def show(info: ExperimentRunRuntimeInformation) -> None:
+    print(info.status, info.instance_uid, info.steps, flush=True)
+
+
+async def main(db: str, files: list[str]) -> int:
+    executor = Executor(store_uri=f"sqlite:///{db}", on_update=show, cancel_grace=5.0)
+    for file in files:
+        executor.schedule(palaestrio.load_experiment_runs(file))
+    state = await executor.execute()
+    return {ExecutorState.SIGINT: 130, ExecutorState.SIGTERM: 143}.get(state, 0)
+
+
+if __name__ == "__main__":
+    sys.exit(trio.run(main, sys.argv[1], sys.argv[2:]))
