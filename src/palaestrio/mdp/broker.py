@@ -43,8 +43,8 @@ class _Worker:
     identity: bytes
     service: _Service
     expires_at: float
-    busy_with: bytes | None = None
-    """The client whose request the worker is serving."""
+    busy_with: tuple[bytes, list[bytes]] | None = None
+    """The request (client identity, body) the worker is serving."""
 
 
 @dataclass(eq=False)
@@ -153,7 +153,9 @@ class _Broker:
         elif command == mdp.REPLY:
             if len(rest) < 2 or rest[1]:
                 raise mdp.ProtocolError("REPLY without client address and empty delimiter")
-            if worker is None:
+            if worker is None or worker.busy_with is None:
+                # Unknown, or it answers a request it never got: make it start over.
+                self.forget(worker)
                 await self.disconnect(identity)
                 return
             client, body = rest[0], rest[2:]
@@ -167,6 +169,8 @@ class _Broker:
                 await self.disconnect(identity)
         elif command == mdp.DISCONNECT:
             self.forget(worker)
+            if worker is not None:
+                await self.dispatch(worker.service)
         else:
             raise mdp.ProtocolError(f"unknown worker command {command[:8]!r}")
 
@@ -174,7 +178,7 @@ class _Broker:
         while service.waiting and service.idle:
             identity, worker = service.idle.popitem(last=False)
             client, body = service.waiting.popleft()
-            worker.busy_with = client
+            worker.busy_with = (client, body)
             await self.sock.send_multipart(
                 [identity, b"", mdp.WORKER, mdp.REQUEST, client, b"", *body]
             )
@@ -194,10 +198,13 @@ class _Broker:
         worker.service.idle.pop(worker.identity, None)
         worker.service.workers -= 1
         if worker.busy_with is not None:
+            # It never answered: the request goes back to the front of the queue, so a
+            # worker that comes later serves it (at least once, never silently lost).
             log.warning(
-                "worker of %r left while serving a request; the request is lost",
-                worker.service.name,
+                "worker of %r left while serving a request; requeued it", worker.service.name
             )
+            worker.service.waiting.appendleft(worker.busy_with)
+            worker.busy_with = None
 
     async def disconnect(self, identity: bytes) -> None:
         await self.sock.send_multipart([identity, b"", mdp.WORKER, mdp.DISCONNECT])
@@ -206,6 +213,7 @@ class _Broker:
         for worker in [w for w in self.workers.values() if w.expires_at < now]:
             log.info("worker of %r went silent; forgetting it", worker.service.name)
             self.forget(worker)
+            await self.dispatch(worker.service)
         for identity in self.workers:
             await self.sock.send_multipart([identity, b"", mdp.WORKER, mdp.HEARTBEAT])
 

@@ -84,25 +84,33 @@ class _Session:
         self.silence_limit = heartbeat_interval * heartbeat_liveness
         # Replies and heartbeats come from two tasks; a socket takes one sender at a time.
         self.send_lock = trio.Lock()
+        self.handler_error: BaseException | None = None
 
     async def run(self, task_status: trio.TaskStatus[None]) -> _SessionEnd:
         async with open_socket(zmq.DEALER) as sock:
             sock.connect(self.endpoint)
+            end: _SessionEnd | None = None
             try:
-                return await self._serve(sock, task_status)
+                end = await self._serve(sock, task_status)
+                return end
             finally:
-                # Best effort and without waiting: a silent broker would never take it.
-                sock.try_send_multipart([b"", mdp.WORKER, mdp.DISCONNECT])
+                if end is not _SessionEnd.BROKER_DISCONNECTED:
+                    # Best effort, without waiting: a silent broker would never take it.
+                    sock.try_send_multipart([b"", mdp.WORKER, mdp.DISCONNECT])
 
     async def _serve(self, sock: Socket, task_status: trio.TaskStatus[None]) -> _SessionEnd:
         await sock.send_multipart([b"", mdp.WORKER, mdp.READY, self.service])
         task_status.started()
         requests_in, requests_out = trio.open_memory_channel[tuple[bytes, list[bytes]]](math.inf)
+        self.handler_error = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._heartbeats, sock)
-            nursery.start_soon(self._handle_requests, sock, requests_out)
+            nursery.start_soon(self._handle_requests, sock, requests_out, nursery.cancel_scope)
             end = await self._receive(sock, requests_in)
             nursery.cancel_scope.cancel()
+        if self.handler_error is not None:
+            # The handler's own exception, not a group: serve_worker's caller decides.
+            raise self.handler_error
         return end
 
     async def _receive(
@@ -129,10 +137,18 @@ class _Session:
                 log.warning("worker dropped unknown command %r", command[:8])
 
     async def _handle_requests(
-        self, sock: Socket, requests: trio.MemoryReceiveChannel[tuple[bytes, list[bytes]]]
+        self,
+        sock: Socket,
+        requests: trio.MemoryReceiveChannel[tuple[bytes, list[bytes]]],
+        session: trio.CancelScope,
     ) -> None:
         async for client, body in requests:
-            reply = await self.handler(body)
+            try:
+                reply = await self.handler(body)
+            except Exception as error:
+                self.handler_error = error
+                session.cancel()
+                return
             async with self.send_lock:
                 await sock.send_multipart([b"", mdp.WORKER, mdp.REPLY, client, b"", *reply])
 
