@@ -1,0 +1,247 @@
+"""Store URIs, engines, `database-create` and the schema-version check.
+
+Two kinds of URI are accepted:
+
+- `sqlite:///path/to/file.db` (relative) or `sqlite:////absolute/file.db`: the embedded
+  default. Every connection runs in WAL mode with foreign keys on and a busy timeout.
+- `postgresql://user:password@host:port/database` (also `postgres://` and
+  `postgresql+psycopg://`): PostgreSQL through psycopg 3.
+
+`create_database` makes the database (the file, or `CREATE DATABASE` on the server) and
+the tables, and is idempotent. `open_database` only opens an existing, current database
+and fails with one clear `StoreError` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+import sqlalchemy.exc
+from sqlalchemy.engine import URL, make_url
+
+from palaestrio.store import schema
+from palaestrio.store.errors import SchemaVersionError, StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def to_json(value: Any) -> str:
+    """JSON text for a column; non-finite floats become null (JSON has no NaN)."""
+    return _json_encoder.encode(value).decode()
+
+
+_POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"}
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
+
+
+def parse_store_uri(uri: str) -> URL:
+    """The SQLAlchemy URL for a store URI; raises `StoreError` naming what is wrong."""
+    try:
+        url = make_url(uri)
+    except (sqlalchemy.exc.ArgumentError, ValueError) as error:
+        raise StoreError(f"not a store URI: {uri!r} ({error})") from None
+    if url.drivername in _SQLITE_DRIVERS:
+        if not url.database or url.database == ":memory:":
+            raise StoreError(
+                f"store URI {uri!r} names no database file; an in-memory SQLite database "
+                "cannot be shared with the store service: use sqlite:///path/to/file.db"
+            )
+        return url.set(drivername="sqlite+pysqlite")
+    if url.drivername in _POSTGRES_DRIVERS:
+        if not url.database:
+            raise StoreError(f"store URI {describe(url)!r} names no database")
+        return url.set(drivername="postgresql+psycopg")
+    raise StoreError(
+        f"unknown store URI scheme {url.drivername!r} in {describe(url)!r}: "
+        "use sqlite:///path/to/file.db or postgresql://user@host/database"
+    )
+
+
+def describe(url: URL | str) -> str:
+    """The URI with any password masked, for messages."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except (sqlalchemy.exc.ArgumentError, ValueError):
+            return "<unparsable URI>"
+    return url.render_as_string(hide_password=True)
+
+
+def make_engine(uri: str | URL, *, immediate: bool = False) -> sa.Engine:
+    """An engine for a store URI, without touching the database.
+
+    `immediate=True` makes every SQLite transaction `BEGIN IMMEDIATE`, for the writer: it
+    takes the write lock up front instead of failing to upgrade a read lock later.
+    """
+    url = parse_store_uri(uri) if isinstance(uri, str) else uri
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, immediate=immediate)
+    return sa.create_engine(
+        url,
+        json_serializer=to_json,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+    )
+
+
+def _sqlite_engine(url: URL, *, immediate: bool) -> sa.Engine:
+    # check_same_thread=False: the writer runs in trio worker threads, one at a time.
+    engine = sa.create_engine(
+        url, json_serializer=to_json, connect_args={"check_same_thread": False}
+    )
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @sa.event.listens_for(engine, "connect")
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        # Transactions are begun explicitly below, not by the driver's heuristics.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def begin_transaction(connection: sa.Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def create_database(uri: str) -> None:
+    """`database-create`: make the database and its tables; idempotent.
+
+    Raises `SchemaVersionError` if the database exists with another schema version and
+    `StoreError` for any other problem (bad URI, unreachable server, no permission).
+    """
+    url = parse_store_uri(uri)
+    if url.get_backend_name() == "sqlite":
+        _check_sqlite_directory(url)
+    else:
+        _create_postgres_database(url)
+    engine = make_engine(url)
+    try:
+        with _connection_errors(url), engine.begin() as connection:
+            found = _stored_version(connection)
+            if found is None and _has_foreign_tables(connection):
+                raise StoreError(
+                    f"database {describe(url)} already has tables but no palaestrio schema "
+                    "version (a palaestrAI database?); give palaestrio a database of its own"
+                )
+            if found is not None:
+                _check_version(url, found)
+            schema.metadata.create_all(connection)
+            if found is None:
+                connection.execute(
+                    sa.insert(schema.palaestrio_schema).values(version=schema.SCHEMA_VERSION)
+                )
+    finally:
+        engine.dispose()
+
+
+def open_database(uri: str, *, immediate: bool = False) -> sa.Engine:
+    """An engine for an existing palaestrio database of the current schema version.
+
+    Raises `StoreError` naming the problem: a bad URI, a missing database file or
+    database, an unreachable server, an uninitialised database, or (as
+    `SchemaVersionError`) another schema version.
+    """
+    url = parse_store_uri(uri)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if not path.is_file():
+            raise StoreError(
+                f"store database {describe(url)} does not exist: "
+                "create it with `palaestrio database-create`"
+            )
+    engine = make_engine(url, immediate=immediate)
+    try:
+        with _connection_errors(url), engine.connect() as connection:
+            found = _stored_version(connection)
+            if found is None:
+                raise StoreError(
+                    f"{describe(url)} is not a palaestrio store database (no schema version): "
+                    "create it with `palaestrio database-create`"
+                )
+            _check_version(url, found)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _stored_version(connection: sa.Connection) -> int | None:
+    if not sa.inspect(connection).has_table(schema.palaestrio_schema.name):
+        return None
+    versions = connection.execute(sa.select(schema.palaestrio_schema.c.version)).scalars()
+    found = list(versions)
+    if len(found) != 1:
+        raise StoreError(
+            f"table {schema.palaestrio_schema.name} must hold exactly one version, holds {found}"
+        )
+    return int(found[0])
+
+
+def _check_version(url: URL, found: int) -> None:
+    if found != schema.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"store database {describe(url)} has palaestrio schema version {found}, but this "
+            f"palaestrio uses version {schema.SCHEMA_VERSION}: use a new database or a "
+            "palaestrio that matches it"
+        )
+
+
+def _has_foreign_tables(connection: sa.Connection) -> bool:
+    existing = set(sa.inspect(connection).get_table_names())
+    return bool(existing & set(schema.metadata.tables))
+
+
+def _check_sqlite_directory(url: URL) -> None:
+    directory = Path(url.database or "").parent
+    if not directory.is_dir():
+        raise StoreError(
+            f"cannot create store database {describe(url)}: directory {str(directory)!r} "
+            "does not exist"
+        )
+
+
+def _create_postgres_database(url: URL) -> None:
+    name = url.database or ""
+    admin = make_engine(url.set(database="postgres"))
+    try:
+        with _connection_errors(url), admin.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists is None:
+                quoted = connection.dialect.identifier_preparer.quote_identifier(name)
+                try:
+                    connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+                except sqlalchemy.exc.ProgrammingError as error:
+                    # Someone else created it in between: that is what we wanted.
+                    if "already exists" not in str(error.orig):
+                        raise
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def _connection_errors(url: URL) -> Iterator[None]:
+    """Turns driver errors while opening a database into one `StoreError` naming it."""
+    try:
+        yield
+    except sqlalchemy.exc.DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        hint = ""
+        if "does not exist" in reason:
+            hint = ": create it with `palaestrio database-create`"
+        raise StoreError(f"cannot use store database {describe(url)}: {reason}{hint}") from error

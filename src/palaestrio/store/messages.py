@@ -1,0 +1,103 @@
+"""What travels to and from the store service: tagged msgspec Structs as msgpack.
+
+A request is one frame holding one `StoreRequest`; the reply is one frame holding one
+`StoreReply`. Times are seconds since the epoch (`time.time()`), taken by the sender,
+so a resent event or batch carries the same time and changes nothing.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from palaestrio.records import Record
+
+
+class RecordBatch(msgspec.Struct, frozen=True, tag="records"):
+    """Records of one run instance, written in one transaction.
+
+    `sequence` counts a sender's batches from 1; a resent batch keeps its number.
+    """
+
+    instance_uid: str
+    sequence: int
+    records: list[Record]
+
+
+class Scheduled(msgspec.Struct, frozen=True, tag="scheduled"):
+    """The executor accepted a run: creates the instance (and experiment and run rows)."""
+
+    instance_uid: str
+    run_uid: str
+    experiment_uid: str
+    time: float
+    document: str | None = None
+    """The run's experiment file (YAML text), stored with the run."""
+    user: str | None = None
+
+
+class Running(msgspec.Struct, frozen=True, tag="running"):
+    instance_uid: str
+    time: float
+
+
+class Finished(msgspec.Struct, frozen=True, tag="finished"):
+    instance_uid: str
+    time: float
+
+
+class Failed(msgspec.Struct, frozen=True, tag="error"):
+    instance_uid: str
+    time: float
+    reason: str
+
+
+class Cancelled(msgspec.Struct, frozen=True, tag="cancelled"):
+    instance_uid: str
+    time: float
+    reason: str
+
+
+StatusEvent = Scheduled | Running | Finished | Failed | Cancelled
+StoreRequest = RecordBatch | Scheduled | Running | Finished | Failed | Cancelled
+
+
+class Acknowledged(msgspec.Struct, frozen=True, tag="ok"):
+    """The request is committed.
+
+    `written`: records in the acknowledged batch. `status`: the instance's status after
+    a status event (a duplicate or late event leaves it unchanged, and this says so).
+    """
+
+    written: int = 0
+    status: str | None = None
+
+
+class Rejected(msgspec.Struct, frozen=True, tag="error"):
+    """The request was not written; `message` names the problem.
+
+    `retryable`: the problem is transient (database locked or unreachable); send the
+    same request again later. Otherwise the request can never succeed as sent.
+    """
+
+    message: str
+    retryable: bool = False
+
+
+StoreReply = Acknowledged | Rejected
+
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder: msgspec.msgpack.Decoder[StoreRequest] = msgspec.msgpack.Decoder(StoreRequest)
+_reply_decoder: msgspec.msgpack.Decoder[StoreReply] = msgspec.msgpack.Decoder(StoreReply)
+
+
+def encode(message: StoreRequest | StoreReply) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_request(frame: bytes) -> StoreRequest:
+    """Raises `msgspec.DecodeError` (or its `ValidationError`) for a malformed frame."""
+    return _request_decoder.decode(frame)
+
+
+def decode_reply(frame: bytes) -> StoreReply:
+    return _reply_decoder.decode(frame)

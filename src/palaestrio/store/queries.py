@@ -1,0 +1,249 @@
+"""Reading the store: the runs it holds and one run's details (used by the CLI).
+
+Open the database with `palaestrio.store.open_database(uri)` and pass the engine. Times
+are timezone-aware UTC datetimes. `steps` counts each step once however many
+environments it has: an ended episode reports its own count, an episode in progress
+counts the steps recorded so far.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import msgspec
+import sqlalchemy as sa
+
+from palaestrio.store import schema
+from palaestrio.store.errors import StoreError
+
+
+class RunSummary(msgspec.Struct, frozen=True):
+    run_uid: str
+    instance_uid: str
+    experiment_uid: str
+    status: str
+    scheduled: datetime.datetime | None
+    started: datetime.datetime | None
+    ended: datetime.datetime | None
+    reason: str | None
+    """Why the run ended in `error` or `cancelled`."""
+    phases: int
+    episodes: int
+    steps: int
+
+
+class PhaseSummary(msgspec.Struct, frozen=True):
+    number: int
+    name: str
+    mode: str | None
+    workers: int
+    episodes: int
+    """Episodes recorded (all workers)."""
+    steps: int
+    started: datetime.datetime | None
+    ended: datetime.datetime | None
+    environments: list[str]
+    agents: list[str]
+
+
+class RunDetails(msgspec.Struct, frozen=True):
+    run: RunSummary
+    user: str | None
+    document: str | None
+    """The experiment file the run was scheduled with."""
+    phases: list[PhaseSummary]
+
+
+class UnknownRun(StoreError):
+    """No run instance (or run) has the uid asked for."""
+
+
+_instances = schema.experiment_run_instances
+_runs = schema.experiment_runs
+_experiments = schema.experiments
+_phases = schema.experiment_run_phases
+_episodes = schema.experiment_run_episodes
+
+
+def _steps_of_episode() -> sa.ColumnElement[int]:
+    """Steps of the episode row in the enclosing query: its own count, or those recorded."""
+    world_states, environments = schema.world_states, schema.environments
+    recorded = (
+        sa.select(sa.func.count(sa.distinct(world_states.c.step_index)))
+        .select_from(
+            world_states.join(environments, environments.c.id == world_states.c.environment_id)
+        )
+        .where(
+            environments.c.experiment_run_phase_id == _episodes.c.experiment_run_phase_id,
+            environments.c.worker_uid == _episodes.c.worker_uid,
+            world_states.c.episode == _episodes.c.episode,
+        )
+        .correlate(_episodes)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(_episodes.c.steps, recorded)
+
+
+def _summaries(where: sa.ColumnElement[bool] | None = None) -> sa.Select[tuple[object, ...]]:
+    phase_counts = (
+        sa.select(
+            _phases.c.experiment_run_instance_id.label("instance_id"),
+            sa.func.count().label("phases"),
+        )
+        .group_by(_phases.c.experiment_run_instance_id)
+        .subquery()
+    )
+    episode_counts = (
+        sa.select(
+            _phases.c.experiment_run_instance_id.label("instance_id"),
+            sa.func.count(_episodes.c.id).label("episodes"),
+            sa.func.sum(_steps_of_episode()).label("steps"),
+        )
+        .select_from(_episodes.join(_phases, _phases.c.id == _episodes.c.experiment_run_phase_id))
+        .group_by(_phases.c.experiment_run_instance_id)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            _runs.c.uid.label("run_uid"),
+            _instances.c.uid.label("instance_uid"),
+            _experiments.c.name.label("experiment_uid"),
+            _instances.c.status,
+            _instances.c.created_at,
+            _instances.c.started_at,
+            _instances.c.ended_at,
+            _instances.c.status_reason,
+            sa.func.coalesce(phase_counts.c.phases, 0).label("phases"),
+            sa.func.coalesce(episode_counts.c.episodes, 0).label("episodes"),
+            sa.func.coalesce(episode_counts.c.steps, 0).label("steps"),
+            _instances.c.user,
+            _runs.c.document,
+        )
+        .select_from(
+            _instances.join(_runs, _runs.c.id == _instances.c.experiment_run_id)
+            .join(_experiments, _experiments.c.id == _runs.c.experiment_id)
+            .outerjoin(phase_counts, phase_counts.c.instance_id == _instances.c.id)
+            .outerjoin(episode_counts, episode_counts.c.instance_id == _instances.c.id)
+        )
+        .order_by(_instances.c.created_at, _instances.c.id)
+    )
+    return query if where is None else query.where(where)
+
+
+def _summary(row: sa.Row[tuple[object, ...]]) -> RunSummary:
+    m = row._mapping
+    return RunSummary(
+        run_uid=m["run_uid"],
+        instance_uid=m["instance_uid"],
+        experiment_uid=m["experiment_uid"],
+        status=m["status"],
+        scheduled=utc(m["created_at"]),
+        started=utc(m["started_at"]),
+        ended=utc(m["ended_at"]),
+        reason=m["status_reason"],
+        phases=int(m["phases"]),
+        episodes=int(m["episodes"]),
+        steps=int(m["steps"]),
+    )
+
+
+def list_runs(
+    engine: sa.Engine,
+    *,
+    experiment_uid: str | None = None,
+    run_uid: str | None = None,
+    status: str | None = None,
+) -> list[RunSummary]:
+    """Every run instance in the store (oldest first), optionally filtered."""
+    conditions = []
+    if experiment_uid is not None:
+        conditions.append(_experiments.c.name == experiment_uid)
+    if run_uid is not None:
+        conditions.append(_runs.c.uid == run_uid)
+    if status is not None:
+        conditions.append(_instances.c.status == status)
+    where = sa.and_(*conditions) if conditions else None
+    with engine.connect() as connection:
+        return [_summary(row) for row in connection.execute(_summaries(where))]
+
+
+def run_details(engine: sa.Engine, uid: str) -> RunDetails:
+    """One run instance, by its uid or else the latest instance of the run `uid`.
+
+    Raises `UnknownRun` when neither exists.
+    """
+    with engine.connect() as connection:
+        rows = connection.execute(_summaries(_instances.c.uid == uid)).all()
+        if not rows:
+            rows = connection.execute(_summaries(_runs.c.uid == uid)).all()
+        if not rows:
+            raise UnknownRun(f"the store has no run instance and no run {uid!r}")
+        row = rows[-1]
+        instance_id = connection.execute(
+            sa.select(_instances.c.id).where(_instances.c.uid == row.instance_uid)
+        ).scalar_one()
+        return RunDetails(
+            run=_summary(row),
+            user=row.user,
+            document=row.document,
+            phases=_phase_summaries(connection, instance_id),
+        )
+
+
+def _phase_summaries(connection: sa.Connection, instance_id: int) -> list[PhaseSummary]:
+    episode_counts = (
+        sa.select(
+            _episodes.c.experiment_run_phase_id.label("phase_id"),
+            sa.func.count(_episodes.c.id).label("episodes"),
+            sa.func.sum(_steps_of_episode()).label("steps"),
+        )
+        .group_by(_episodes.c.experiment_run_phase_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        sa.select(
+            _phases,
+            sa.func.coalesce(episode_counts.c.episodes, 0).label("episode_count"),
+            sa.func.coalesce(episode_counts.c.steps, 0).label("step_count"),
+        )
+        .select_from(_phases.outerjoin(episode_counts, episode_counts.c.phase_id == _phases.c.id))
+        .where(_phases.c.experiment_run_instance_id == instance_id)
+        .order_by(_phases.c.number)
+    ).all()
+    summaries = []
+    for row in rows:
+        environments = connection.execute(
+            sa.select(schema.environments.c.uid)
+            .where(schema.environments.c.experiment_run_phase_id == row.id)
+            .distinct()
+            .order_by(schema.environments.c.uid)
+        ).scalars()
+        agents = connection.execute(
+            sa.select(schema.agents.c.uid)
+            .where(schema.agents.c.experiment_run_phase_id == row.id)
+            .order_by(schema.agents.c.uid)
+        ).scalars()
+        summaries.append(
+            PhaseSummary(
+                number=row.number,
+                name=row.uid,
+                mode=row.mode,
+                workers=row.workers,
+                episodes=int(row.episode_count),
+                steps=int(row.step_count),
+                started=utc(row.started_at),
+                ended=utc(row.ended_at),
+                environments=list(environments),
+                agents=list(agents),
+            )
+        )
+    return summaries
+
+
+def utc(value: datetime.datetime | None) -> datetime.datetime | None:
+    """A stored timestamp as aware UTC (SQLite gives naive UTC, PostgreSQL aware)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)

@@ -1,0 +1,209 @@
+"""The store's tables (SQLAlchemy Core), named like palaestrAI 3.5's store.
+
+Table and column names follow palaestrAI's `database_model.py` for everything palaestrio
+records, so analysis queries written for palaestrAI keep working. Columns palaestrio has
+no data for are left out. Additions (palaestrAI lacks them):
+
+- `experiment_run_instances`: `started_at`, `ended_at`, `status_reason`; status
+  `cancelled`.
+- `experiment_run_phases`: `workers`, `episodes` (per worker), `started_at`, `ended_at`.
+- `experiment_run_episodes`: one row per (phase, worker, episode) with start, end, steps.
+- `world_states`: `rewards`, `simtime` (a simulation time that is not an integer tick),
+  NOT NULL `episode`/`step_index`; `muscle_actions`: `step_index`.
+- Natural unique keys (see `palaestrio.records.record_key`) that make a resent batch
+  idempotent; the world-state key doubles as the index for "all world states of run X,
+  episode Y in order".
+- `palaestrio_schema`: the schema version.
+
+Workers are identified by their index as a string (`worker_uid` "0", "1", ...), which
+is what palaestrAI's `worker_uid`/`rollout_worker_uid` columns hold.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+SCHEMA_VERSION = 1
+"""Bump on any change to the tables below; a database of another version is refused."""
+
+SCHEDULED = "scheduled"
+RUNNING = "running"
+FINISHED = "finished"
+ERROR = "error"
+CANCELLED = "cancelled"
+STATUSES = (SCHEDULED, RUNNING, FINISHED, ERROR, CANCELLED)
+TERMINAL_STATUSES = frozenset({FINISHED, ERROR, CANCELLED})
+
+metadata = sa.MetaData()
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Timestamp = sa.TIMESTAMP(timezone=True)
+_status_values = ", ".join(f"'{status}'" for status in STATUSES)
+
+
+def _parent(column: str, *, nullable: bool = False) -> sa.Column[int]:
+    return sa.Column(
+        f"{column}_id",
+        sa.Integer,
+        sa.ForeignKey(f"{column}s.id", ondelete="CASCADE"),
+        nullable=nullable,
+        index=True,
+    )
+
+
+palaestrio_schema = sa.Table(
+    "palaestrio_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("document", sa.Text),
+    sa.Column("document_json", JSON),
+)
+
+experiment_runs = sa.Table(
+    "experiment_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(255), nullable=False, index=True),
+    sa.Column("hash", sa.String(255), index=True),
+    _parent("experiment"),
+    sa.Column("document", sa.Text),
+    sa.Column("document_json", JSON),
+    sa.UniqueConstraint("experiment_id", "uid"),
+)
+
+experiment_run_instances = sa.Table(
+    "experiment_run_instances",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(196), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp),
+    sa.Column("user", sa.String(255)),
+    sa.Column("status", sa.String(32), nullable=False, server_default=SCHEDULED),
+    _parent("experiment_run"),
+    sa.Column("started_at", Timestamp),
+    sa.Column("ended_at", Timestamp),
+    sa.Column("status_reason", sa.Text),
+    sa.CheckConstraint(f"status IN ({_status_values})", name="ck_experiment_run_instances_status"),
+)
+
+experiment_run_phases = sa.Table(
+    "experiment_run_phases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(255), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(128)),
+    sa.Column("configuration", JSON),
+    _parent("experiment_run_instance"),
+    sa.Column("workers", sa.Integer, nullable=False),
+    sa.Column("episodes", sa.Integer, nullable=False),
+    sa.Column("started_at", Timestamp),
+    sa.Column("ended_at", Timestamp),
+    sa.UniqueConstraint("experiment_run_instance_id", "number"),
+)
+
+experiment_run_episodes = sa.Table(
+    "experiment_run_episodes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    _parent("experiment_run_phase"),
+    sa.Column("worker_uid", sa.String(255), nullable=False),
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("started_at", Timestamp),
+    sa.Column("ended_at", Timestamp),
+    sa.Column("steps", sa.Integer),
+    sa.UniqueConstraint("experiment_run_phase_id", "worker_uid", "episode"),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(255), nullable=False),
+    sa.Column("worker_uid", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(255)),
+    sa.Column("parameters", JSON),
+    _parent("experiment_run_phase"),
+    sa.UniqueConstraint("experiment_run_phase_id", "uid", "worker_uid"),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255)),
+    sa.Column("muscles", JSON, nullable=False),
+    sa.Column("configuration", JSON),
+    _parent("experiment_run_phase"),
+    sa.UniqueConstraint("experiment_run_phase_id", "uid"),
+)
+
+world_states = sa.Table(
+    "world_states",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("walltime", Timestamp, nullable=False),
+    sa.Column("simtime_ticks", sa.BigInteger),
+    sa.Column("simtime", JSON),
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("step_index", sa.Integer, nullable=False),
+    sa.Column("state_dump", JSON),
+    sa.Column("setpoints", JSON),
+    sa.Column("rewards", JSON),
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("mode", sa.String(32)),
+    sa.Column(
+        "environment_id",
+        sa.Integer,
+        sa.ForeignKey("environments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.CheckConstraint("step_index >= 0", name="ck_world_states_step_index"),
+    sa.Index(
+        "ux_world_states_environment_episode_step",
+        "environment_id",
+        "episode",
+        "step_index",
+        unique=True,
+    ),
+)
+
+muscle_actions = sa.Table(
+    "muscle_actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("walltime", Timestamp, nullable=False),
+    sa.Column(
+        "agent_id",
+        sa.Integer,
+        sa.ForeignKey("agents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("rollout_worker_uid", sa.String(255), nullable=False),
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("step_index", sa.Integer, nullable=False),
+    sa.Column("sensor_readings", JSON),
+    sa.Column("actuator_setpoints", JSON),
+    sa.Column("rewards", JSON),
+    sa.Column("objective", sa.Float),
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("mode", sa.String(32)),
+    sa.CheckConstraint("step_index >= 0", name="ck_muscle_actions_step_index"),
+    sa.Index(
+        "ux_muscle_actions_agent_worker_episode_step",
+        "agent_id",
+        "rollout_worker_uid",
+        "episode",
+        "step_index",
+        unique=True,
+    ),
+)
