@@ -72,11 +72,16 @@ class TimestampText:
     def __call__(self, seconds: float) -> str:
         if seconds == self._last:
             return self._last_text
-        second = math.floor(seconds)
-        if second != self._second:
-            self._second = second
-            self._prefix = to_datetime(second).strftime("%Y-%m-%d %H:%M:%S")
-        micros = min(int((seconds - second) * 1_000_000 + 0.5), 999_999)
+        # Rounded like datetime.fromtimestamp: microseconds half-to-even, carried over.
+        fraction, whole = math.modf(seconds)
+        micros = round(fraction * 1_000_000)
+        if micros >= 1_000_000:
+            whole, micros = whole + 1, micros - 1_000_000
+        elif micros < 0:
+            whole, micros = whole - 1, micros + 1_000_000
+        if whole != self._second:
+            self._second = whole
+            self._prefix = to_datetime(whole).strftime("%Y-%m-%d %H:%M:%S")
         self._last = seconds
         self._last_text = f"{self._prefix}.{micros:06d}{self._suffix}"
         return self._last_text
