@@ -34,9 +34,7 @@ class FailingEnvironment(DummyEnvironment):
 class SlowEnvironment(DummyEnvironment):
     """Sleeps (trio-friendly) in every update, so a run lasts long enough to interrupt."""
 
-    def __init__(
-        self, uid: str, seed: int, delay: float = 0.01, max_iter: int = 10
-    ) -> None:
+    def __init__(self, uid: str, seed: int, delay: float = 0.01, max_iter: int = 10) -> None:
         super().__init__(uid, seed, max_iter=max_iter)
         self.delay = delay
 
@@ -45,9 +43,7 @@ class SlowEnvironment(DummyEnvironment):
         return super().update(actuators)
 
 
-GRANDCHILD = (
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-)
+GRANDCHILD = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
 
 class StubbornEnvironment(DummyEnvironment):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import palaestrio
+from palaestrio.experiment import ExperimentRun, load_experiment_runs
 
 SIM = "palaestrio.simulation"
 
@@ -62,8 +62,8 @@ run_config:
     return path
 
 
-def load_run(directory: Path, uid: str, **options: object) -> palaestrio.ExperimentRun:
-    (run,) = palaestrio.load_experiment_runs(write_experiment(directory, uid, **options))  # type: ignore[arg-type]
+def load_run(directory: Path, uid: str, **options: object) -> ExperimentRun:
+    (run,) = load_experiment_runs(write_experiment(directory, uid, **options))  # type: ignore[arg-type]
     return run
 
 

@@ -10,8 +10,8 @@ import sys
 
 import trio
 
-import palaestrio
 from palaestrio.executor import Executor, ExecutorState, ExperimentRunRuntimeInformation
+from palaestrio.experiment import load_experiment_runs
 
 
 def show(info: ExperimentRunRuntimeInformation) -> None:
@@ -21,7 +21,7 @@ def show(info: ExperimentRunRuntimeInformation) -> None:
 async def main(db: str, files: list[str]) -> int:
     executor = Executor(store_uri=f"sqlite:///{db}", on_update=show, cancel_grace=5.0)
     for file in files:
-        executor.schedule(palaestrio.load_experiment_runs(file))
+        executor.schedule(load_experiment_runs(file))
     state = await executor.execute()
     return {ExecutorState.SIGINT: 130, ExecutorState.SIGTERM: 143}.get(state, 0)
 

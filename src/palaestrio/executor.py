@@ -25,11 +25,12 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import msgspec
 import setproctitle
@@ -43,7 +44,6 @@ from palaestrio.mdp.client import Client, open_client
 from palaestrio.mdp.worker import serve_worker
 from palaestrio.store import messages as store_messages
 from palaestrio.store import service as store_service
-from palaestrio.store.engine import check_store
 from palaestrio.store.sender import send_status
 from palaestrio.supervise import Child, ChildExit, Launcher, LocalLauncher
 
@@ -162,6 +162,7 @@ class Executor:
         self.start_timeout = start_timeout
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_liveness = heartbeat_liveness
+        self.term_grace = term_grace
         self.launcher: Launcher = launcher or LocalLauncher(
             term_grace=term_grace, env=_governor_environment()
         )
@@ -171,6 +172,7 @@ class Executor:
         self._slots: list[_Slot] = []
         self._queue_in, self._queue_out = trio.open_memory_channel[_Slot](math.inf)
         self._runs_scope: trio.CancelScope | None = None
+        self._service_scopes: list[trio.CancelScope] = []
         self._interrupted_by: int | None = None
 
     # -- public API (the seed's shape) ---------------------------------------------
@@ -236,7 +238,6 @@ class Executor:
     async def _lifecycle(self) -> AsyncIterator[Executor]:
         if self._state is not ExecutorState.PRISTINE:
             raise ExecutorError("an Executor runs only once")
-        await trio.to_thread.run_sync(check_store, self.store_uri)
         try:
             async with self._supervision() as executor:
                 yield executor
@@ -252,42 +253,83 @@ class Executor:
         setproctitle.setproctitle("palaestrio[executor]")
         try:
             async with trio.open_nursery() as services:
-                endpoint = await services.start(
-                    partial(
-                        broker.serve,
-                        self.broker_uri,
-                        heartbeat_interval=self.heartbeat_interval,
-                        heartbeat_liveness=self.heartbeat_liveness,
-                    )
-                )
-                await services.start(partial(store_service.serve, self.store_uri, endpoint))
-                async with open_client(endpoint) as client:
-                    await services.start(
+                try:
+                    endpoint: str = await self._start_service(
+                        services,
                         partial(
-                            serve_worker,
-                            endpoint,
-                            messages.EXECUTOR_SERVICE,
-                            self._on_governor_event,
+                            broker.serve,
+                            self.broker_uri,
                             heartbeat_interval=self.heartbeat_interval,
                             heartbeat_liveness=self.heartbeat_liveness,
-                        )
+                        ),
                     )
-                    if self.handle_signals:
-                        await services.start(self._watch_signals)
-                    async with trio.open_nursery() as runs:
-                        self._runs_scope = runs.cancel_scope
-                        runs.start_soon(self._register_and_schedule, client, endpoint, runs)
-                        if self._state is ExecutorState.INITIALIZED:
-                            self._state = ExecutorState.RUNNING
-                        yield self
-                        self._queue_in.close()
-                    with trio.move_on_after(FINALIZE_GRACE, shield=True):
-                        await self._cancel_unstarted(client)
-                services.cancel_scope.cancel()
+                    # The store opens (an embedded SQLite file is created) before any
+                    # run starts: a bad URI or unreachable database fails here, clearly.
+                    await self._start_service(
+                        services,
+                        partial(
+                            store_service.serve,
+                            self.store_uri,
+                            endpoint,
+                            create=self.store_uri.startswith("sqlite"),
+                            heartbeat_interval=self.heartbeat_interval,
+                            heartbeat_liveness=self.heartbeat_liveness,
+                        ),
+                    )
+                    async with open_client(endpoint) as client:
+                        await self._start_service(
+                            services,
+                            partial(
+                                serve_worker,
+                                endpoint,
+                                messages.EXECUTOR_SERVICE,
+                                self._on_governor_event,
+                                heartbeat_interval=self.heartbeat_interval,
+                                heartbeat_liveness=self.heartbeat_liveness,
+                            ),
+                        )
+                        if self.handle_signals:
+                            await self._start_service(services, self._watch_signals)
+                        try:
+                            async with trio.open_nursery() as runs:
+                                self._runs_scope = runs.cancel_scope
+                                runs.start_soon(self._register_and_schedule, client, endpoint, runs)
+                                if self._state is ExecutorState.INITIALIZED:
+                                    self._state = ExecutorState.RUNNING
+                                yield self
+                                self._queue_in.close()
+                        finally:
+                            with trio.move_on_after(FINALIZE_GRACE, shield=True):
+                                await self._cancel_unstarted(client)
+                finally:
+                    # Runs are over: now the services may go (store last written above).
+                    for scope in self._service_scopes:
+                        scope.cancel()
         finally:
             setproctitle.setproctitle(title)
             if self._state in (ExecutorState.RUNNING, ExecutorState.SHUTDOWN):
                 self._state = ExecutorState.EXITED
+
+    async def _start_service(
+        self, services: trio.Nursery, serve: Callable[..., Awaitable[None]]
+    ) -> Any:
+        """Starts a service that outside cancellation does not reach until the runs'
+        own shutdown is over (they need broker and store for it); see `_bound_services`."""
+        scope = trio.CancelScope(shield=True)
+        self._service_scopes.append(scope)
+
+        async def shielded(task_status: trio.TaskStatus[Any]) -> None:
+            with scope:
+                await serve(task_status=task_status)
+
+        return await services.start(shielded)
+
+    def _bound_services(self) -> None:
+        """Shutdown has begun: the services' shield gets a deadline (never unbounded)."""
+        budget = self.cancel_grace + self.term_grace + 2 * FINALIZE_GRACE
+        deadline = trio.current_time() + budget
+        for scope in self._service_scopes:
+            scope.deadline = min(scope.deadline, deadline)
 
     def _stop_all(self, reason: str) -> None:
         self._queue_in.close()
@@ -296,6 +338,7 @@ class Executor:
                 slot.cancel_reason = reason
         if self._runs_scope is not None:
             self._runs_scope.cancel()
+        self._bound_services()
 
     async def _watch_signals(self, task_status: trio.TaskStatus[None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -423,7 +466,7 @@ class Executor:
                 )
 
         async with trio.open_nursery() as nursery:
-            child = await nursery.start(run_child)
+            child: Child = await nursery.start(run_child)
             slot.child = child
             info.pid = child.pid
             started = False
@@ -432,6 +475,11 @@ class Executor:
                     started = await self._start(client, slot, child)
                     if started:
                         await child.exited.wait()
+            except trio.Cancelled:
+                if slot.cancel_reason is None:
+                    slot.cancel_reason = "the executor was cancelled"
+                self._bound_services()
+                raise
             finally:
                 if started and not child.exited.is_set():
                     with trio.move_on_after(self.cancel_grace, shield=True):
@@ -506,8 +554,9 @@ class Executor:
             info.status, info.reason = report.status, report.reason
             info.phases, info.episodes, info.steps = report.phases, report.episodes, report.steps
             if exit_ is not None and exit_.returncode != 0:
-                log.warning("run %s: RunGovernor %s after reporting", info.instance_uid,
-                            exit_.describe())
+                log.warning(
+                    "run %s: RunGovernor %s after reporting", info.instance_uid, exit_.describe()
+                )
             info.ended_at = _now()
             self._notify(info)
             return

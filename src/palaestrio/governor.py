@@ -68,7 +68,8 @@ class Governor:
             return messages.ExperimentRunStartResponse(False, "the run is already started")
         if request.instance_uid != self.instance_uid:
             return messages.ExperimentRunStartResponse(
-                False, f"this governor runs instance {self.instance_uid}, not {request.instance_uid}"
+                False,
+                f"this governor runs instance {self.instance_uid}, not {request.instance_uid}",
             )
         self.started = True
         self.nursery.start_soon(self.execute, request.experiment_run)
@@ -174,4 +175,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

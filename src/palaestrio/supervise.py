@@ -15,6 +15,7 @@ the child is reaped, so grandchildren die too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -80,18 +81,15 @@ class Launcher(Protocol):
 
 
 def signal_group(pgid: int, signum: signal.Signals) -> None:
-    try:
+    # Gone already is fine (EPERM: a zombie group leader on some kernels).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass  # already gone (EPERM: a zombie group leader on some kernels)
 
 
 class LocalLauncher:
     """Runs children on this machine, each in a process group of its own."""
 
-    def __init__(
-        self, *, term_grace: float = 1.0, env: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, *, term_grace: float = 1.0, env: Mapping[str, str] | None = None) -> None:
         self.term_grace = term_grace
         self.env = env
 

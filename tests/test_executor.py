@@ -1,0 +1,272 @@
+"""The executor end to end: real governor processes, real sockets, a real SQLite file."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from executor_support import load_run, stored_rows, stored_status
+from palaestrio.executor import (
+    Executor,
+    ExecutorState,
+    ExperimentRunRuntimeInformation,
+    UnknownRunError,
+    open_executor,
+)
+
+HERE = Path(__file__).parent
+COMPONENTS = "executor_components"
+
+
+def store_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+@pytest.mark.parametrize(("runs", "parallel"), [(2, 2), (3, 1)])
+async def test_runs_finish_with_every_step_stored_once(
+    tmp_path: Path, runs: int, parallel: int
+) -> None:
+    experiment_runs = [
+        load_run(tmp_path, f"run-{i}", max_iter=10, episodes=2, agents=2) for i in range(runs)
+    ]
+    with trio.fail_after(60):
+        async with open_executor(parallel, store_uri(tmp_path)) as executor:
+            executor.schedule(experiment_runs)
+    infos = executor.experiment_runs()
+    assert [i.experiment_run.uid for i in infos] == [f"run-{i}" for i in range(runs)]
+    for info in infos:
+        assert info.status == "finished", info.reason
+        assert stored_status(tmp_path / "runs.db", info.instance_uid) == ("finished", None)
+        # 2 episodes x 10 steps; 1 environment; 2 agents.
+        assert info.steps == 20
+        assert stored_rows(tmp_path / "runs.db", info.instance_uid) == (20, 40)
+    if parallel == 1:
+        # Started in the order scheduled, never two at once.
+        for earlier, later in itertools.pairwise(infos):
+            assert earlier.ended_at is not None and later.started_at is not None
+            assert earlier.ended_at <= later.started_at
+
+
+async def test_cancel_one_run_while_the_other_finishes(tmp_path: Path) -> None:
+    slow = load_run(tmp_path, "slow", environment=f"{COMPONENTS}:SlowEnvironment", max_iter=100_000)
+    quick = load_run(tmp_path, "quick", environment=f"{COMPONENTS}:SlowEnvironment", max_iter=100)
+    slow_is_stepping = trio.Event()
+
+    def watch(info: ExperimentRunRuntimeInformation) -> None:
+        if info.experiment_run.uid == "slow" and info.steps >= 5:
+            slow_is_stepping.set()
+
+    with trio.fail_after(60):
+        async with open_executor(2, store_uri(tmp_path), on_update=watch) as executor:
+            executor.schedule([slow, quick])
+            await slow_is_stepping.wait()
+            await executor.cancel("slow")
+            slow_info, quick_info = executor.experiment_runs()
+            assert slow_info.status == "cancelled"
+    assert quick_info.status == "finished"
+    db = tmp_path / "runs.db"
+    assert stored_status(db, slow_info.instance_uid)[0] == "cancelled"
+    world_states, muscle_actions = stored_rows(db, slow_info.instance_uid)
+    # Stopped at a step boundary: every step it reported is stored, for env and agent.
+    assert 5 <= slow_info.steps < 100_000
+    assert (world_states, muscle_actions) == (slow_info.steps, slow_info.steps)
+    assert stored_rows(db, quick_info.instance_uid) == (100, 100)
+
+
+async def test_unknown_run_id_is_a_clear_error(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_executor(1, store_uri(tmp_path)) as executor:
+            executor.schedule(load_run(tmp_path, "known"))
+            with pytest.raises(UnknownRunError, match=r"no run 'unknown'.*known"):
+                await executor.cancel("unknown")
+
+
+async def test_component_error_fails_only_its_run(tmp_path: Path) -> None:
+    failing = load_run(tmp_path, "failing", environment=f"{COMPONENTS}:FailingEnvironment")
+    fine = load_run(tmp_path, "fine")
+    with trio.fail_after(60):
+        async with open_executor(2, store_uri(tmp_path)) as executor:
+            executor.schedule([failing, fine])
+    failing_info, fine_info = executor.experiment_runs()
+    assert failing_info.status == "error"
+    assert failing_info.reason is not None
+    assert "fails at step 5" in failing_info.reason
+    status, reason = stored_status(tmp_path / "runs.db", failing_info.instance_uid)
+    assert status == "error"
+    assert reason is not None and "fails at step 5" in reason
+    assert fine_info.status == "finished"
+    # Steps 1-4 were stored before the failure.
+    assert stored_rows(tmp_path / "runs.db", failing_info.instance_uid) == (4, 4)
+
+
+async def test_killed_governor_is_an_error_and_the_executor_goes_on(tmp_path: Path) -> None:
+    victim = load_run(
+        tmp_path, "victim", environment=f"{COMPONENTS}:SlowEnvironment", max_iter=100_000
+    )
+    after = load_run(tmp_path, "after")
+    stepping = trio.Event()
+
+    def watch(info: ExperimentRunRuntimeInformation) -> None:
+        if info.experiment_run.uid == "victim" and info.steps >= 3:
+            stepping.set()
+
+    with trio.fail_after(60):
+        async with open_executor(1, store_uri(tmp_path), on_update=watch) as executor:
+            executor.schedule([victim, after])
+            await stepping.wait()
+            pid = executor.experiment_runs()[0].pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+    victim_info, after_info = executor.experiment_runs()
+    assert victim_info.status == "error"
+    assert victim_info.reason is not None and "SIGKILL" in victim_info.reason
+    assert stored_status(tmp_path / "runs.db", victim_info.instance_uid)[0] == "error"
+    assert after_info.status == "finished"
+
+
+async def test_stubborn_governor_and_its_grandchild_are_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    stubborn = load_run(
+        tmp_path,
+        "stubborn",
+        environment=f"{COMPONENTS}:StubbornEnvironment",
+        environment_params=f"{{pid_file: {pid_file}}}",
+    )
+    with trio.fail_after(60):
+        async with open_executor(
+            1, store_uri(tmp_path), cancel_grace=0.5, term_grace=0.5
+        ) as executor:
+            executor.schedule(stubborn)
+            while not pid_file.exists() or not pid_file.read_text():
+                await trio.sleep(0.05)
+            started = time.monotonic()
+            await executor.cancel("stubborn")
+            took = time.monotonic() - started
+    governor_pid, grandchild_pid = map(int, pid_file.read_text().split())
+    (info,) = executor.experiment_runs()
+    assert info.status == "cancelled"
+    assert info.reason is not None and "SIGKILL" in info.reason
+    assert took < 5, "graceful grace + TERM grace are 1 s; the kill must not wait longer"
+    # SIGKILL was sent; allow the kernel a moment to finish them (zombies count as dead).
+    with trio.fail_after(2):
+        while is_alive(governor_pid) or is_alive(grandchild_pid):
+            await trio.sleep(0.01)
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_cancelling_the_scope_around_open_executor(tmp_path: Path) -> None:
+    run = load_run(
+        tmp_path, "endless", environment=f"{COMPONENTS}:SlowEnvironment", max_iter=100_000
+    )
+    stepping = trio.Event()
+
+    def watch(info: ExperimentRunRuntimeInformation) -> None:
+        if info.steps >= 3:
+            stepping.set()
+
+    with trio.fail_after(60):
+        with trio.CancelScope() as outer:
+            async with open_executor(1, store_uri(tmp_path), on_update=watch) as executor:
+                executor.schedule(run)
+                await stepping.wait()
+                outer.cancel()
+                await trio.sleep_forever()
+    (info,) = executor.experiment_runs()
+    assert info.status == "cancelled"
+    status, _ = stored_status(tmp_path / "runs.db", info.instance_uid)
+    assert status == "cancelled"
+    assert stored_rows(tmp_path / "runs.db", info.instance_uid) == (info.steps, info.steps)
+
+
+async def test_execute_returns_exited_in_the_seed_shape(tmp_path: Path) -> None:
+    executor = Executor(parallel_runs=2, store_uri=store_uri(tmp_path), handle_signals=False)
+    executor.schedule([load_run(tmp_path, "a"), load_run(tmp_path, "b")])
+    with trio.fail_after(60):
+        state = await executor.execute()
+    assert state is ExecutorState.EXITED
+    assert [i.status for i in executor.experiment_runs()] == ["finished", "finished"]
+    assert all(not i.is_running for i in executor.experiment_runs())
+
+
+# -- signals, against an executor in its own process --------------------------------
+
+
+async def start_executor_process(tmp_path: Path, run_file: Path) -> trio.Process:
+    return await trio.lowlevel.open_process(
+        [sys.executable, str(HERE / "run_executor.py"), str(tmp_path / "runs.db"), str(run_file)],
+        stdout=subprocess.PIPE,
+        cwd=HERE,
+    )
+
+
+async def wait_for_steps(process: trio.Process, minimum: int) -> str:
+    """Reads the executor's update lines until its run has `minimum` steps; its uid."""
+    assert process.stdout is not None
+    buffer = b""
+    async for chunk in process.stdout:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            status, instance, steps = line.decode().split()
+            if status == "running" and int(steps) >= minimum:
+                return instance
+    raise AssertionError("the executor ended before its run made progress")
+
+
+@pytest.mark.parametrize(
+    ("signals", "exit_code", "limit"),
+    [
+        ([signal.SIGINT], 130, 2.0),
+        ([signal.SIGTERM], 143, 2.0),
+        ([signal.SIGINT, signal.SIGINT], 130, 1.0),
+    ],
+)
+async def test_signals_stop_the_executor(
+    tmp_path: Path, signals: list[signal.Signals], exit_code: int, limit: float
+) -> None:
+    from executor_support import write_experiment
+
+    run_file = write_experiment(
+        tmp_path, "long", environment=f"{COMPONENTS}:SlowEnvironment", max_iter=100_000
+    )
+    process = await start_executor_process(tmp_path, run_file)
+    try:
+        with trio.fail_after(60):
+            instance = await wait_for_steps(process, 5)
+            for signum in signals:
+                process.send_signal(signum)
+                if len(signals) > 1:
+                    await trio.sleep(0.05)
+            sent = time.monotonic()
+            await process.wait()
+            took = time.monotonic() - sent
+    finally:
+        process.kill()
+        with trio.move_on_after(5, shield=True):
+            await process.wait()
+        assert process.stdout is not None
+        await process.stdout.aclose()
+    assert process.returncode == exit_code
+    assert took < limit
+    status, reason = stored_status(tmp_path / "runs.db", instance)
+    assert status == "cancelled", reason
+    world_states, muscle_actions = stored_rows(tmp_path / "runs.db", instance)
+    assert world_states >= 5
+    if len(signals) == 1:
+        # Graceful: stopped at a step boundary with everything flushed.
+        assert world_states == muscle_actions
