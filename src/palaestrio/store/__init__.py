@@ -7,30 +7,44 @@ Executor: `await nursery.start(serve, store_uri, broker_endpoint)` runs the MDP 
 Reading: `list_runs(open_database(uri))`, `run_details(engine, uid)`.
 """
 
-from palaestrio.store.engine import create_database, open_database, parse_store_uri
-from palaestrio.store.errors import SchemaVersionError, StoreError, StoreRejected
-from palaestrio.store.messages import (
-    Acknowledged,
-    Cancelled,
-    Failed,
-    Finished,
-    RecordBatch,
-    Rejected,
-    Running,
-    Scheduled,
-    StatusEvent,
-)
-from palaestrio.store.queries import (
-    PhaseSummary,
-    RunDetails,
-    RunSummary,
-    UnknownRun,
-    list_runs,
-    run_details,
-)
-from palaestrio.store.schema import SCHEMA_VERSION
-from palaestrio.store.sender import StoreSink, deliver, open_store_sink, send_status
-from palaestrio.store.service import SERVICE, StoreService, serve
+# Submodules load on first use: a RunGovernor needs the sender and the messages, not
+# SQLAlchemy (whose import alone costs a few tenths of a second at every run start).
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "create_database": "engine",
+    "open_database": "engine",
+    "parse_store_uri": "engine",
+    "SchemaVersionError": "errors",
+    "StoreError": "errors",
+    "StoreRejected": "errors",
+    "Acknowledged": "messages",
+    "Cancelled": "messages",
+    "Failed": "messages",
+    "Finished": "messages",
+    "RecordBatch": "messages",
+    "Rejected": "messages",
+    "Running": "messages",
+    "Scheduled": "messages",
+    "StatusEvent": "messages",
+    "PhaseSummary": "queries",
+    "RunDetails": "queries",
+    "RunSummary": "queries",
+    "UnknownRun": "queries",
+    "list_runs": "queries",
+    "run_details": "queries",
+    "SCHEMA_VERSION": "schema",
+    "StoreSink": "sender",
+    "deliver": "sender",
+    "open_store_sink": "sender",
+    "send_status": "sender",
+    "SERVICE": "messages",
+    "StoreService": "service",
+    "serve": "service",
+}
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -63,3 +77,38 @@ __all__ = [
     "send_status",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+if TYPE_CHECKING:
+    from palaestrio.store.engine import create_database, open_database, parse_store_uri
+    from palaestrio.store.errors import SchemaVersionError, StoreError, StoreRejected
+    from palaestrio.store.messages import (
+        SERVICE,
+        Acknowledged,
+        Cancelled,
+        Failed,
+        Finished,
+        RecordBatch,
+        Rejected,
+        Running,
+        Scheduled,
+        StatusEvent,
+    )
+    from palaestrio.store.queries import (
+        PhaseSummary,
+        RunDetails,
+        RunSummary,
+        UnknownRun,
+        list_runs,
+        run_details,
+    )
+    from palaestrio.store.schema import SCHEMA_VERSION
+    from palaestrio.store.sender import StoreSink, deliver, open_store_sink, send_status
+    from palaestrio.store.service import StoreService, serve

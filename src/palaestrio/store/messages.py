@@ -11,6 +11,9 @@ import msgspec
 
 from palaestrio.records import Record
 
+SERVICE = "store"
+"""The MDP service name of the store."""
+
 
 class RecordBatch(msgspec.Struct, frozen=True, tag="records"):
     """Records of one run instance, written in one transaction.

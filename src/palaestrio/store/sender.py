@@ -29,8 +29,13 @@ import trio
 from palaestrio.records import Record
 from palaestrio.store import messages
 from palaestrio.store.errors import StoreError, StoreRejected
-from palaestrio.store.messages import Acknowledged, RecordBatch, StatusEvent, StoreRequest
-from palaestrio.store.service import SERVICE
+from palaestrio.store.messages import (
+    SERVICE,
+    Acknowledged,
+    RecordBatch,
+    StatusEvent,
+    StoreRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +297,15 @@ async def open_store_sink(
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one exception a nursery wrapped (the block's own), or a StoreError."""
-    if len(group.exceptions) == 1:
-        inner = group.exceptions[0]
-        return _single(inner) if isinstance(inner, BaseExceptionGroup) else inner
-    return StoreError(f"store sink failed with several errors: {group!r}")
+    """The block's own exception out of the nursery's group (a cancellation counts once)."""
+    cancelled, others = group.split(trio.Cancelled)
+    leaves = _leaves(others) if others is not None else _leaves(group)[:1]
+    if len(leaves) == 1:
+        return leaves[0]
+    return StoreError(f"store sink failed with several errors: {leaves!r}")
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]

@@ -20,12 +20,11 @@ from palaestrio.mdp.worker import serve_worker
 from palaestrio.store import messages
 from palaestrio.store.engine import create_database, open_database
 from palaestrio.store.errors import RequestRejected, StoreError
-from palaestrio.store.messages import Rejected, StoreReply
+from palaestrio.store.messages import SERVICE, Rejected, StoreReply
 from palaestrio.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
-SERVICE = "store"
 CLOSE_GRACE = 10.0
 """Seconds a cancelled service waits for the write in progress and the disconnect."""
 
