@@ -1,0 +1,81 @@
+"""Steps per second of `run_in_process` with a null sink.
+
+One DummyEnvironment (10 sensors, 10 actuators), two agents (5 + 5) with the dummy
+brain, muscle and objective, 10,000 steps. Prints the median of several runs for:
+episodes of 10 steps (DummyEnvironment's default, so per-episode work is included)
+and of 10,000 steps, each with the default yield interval and with a trio checkpoint
+after every step. Target: >= 20,000 steps/s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import trio
+
+from palaestrio.experiment import load_experiment_run_text
+from palaestrio.records import NullSink
+from palaestrio.simulation import run_in_process
+
+STEPS = 10_000
+REPEATS = 7
+
+RUN = """
+uid: benchmark
+seed: 1
+version: "3.5"
+schedule:
+  - bench:
+      environments:
+        - environment:
+            name: palaestrio.simulation:DummyEnvironment
+            uid: env
+            params: {{max_iter: {max_iter}}}
+      agents:
+        - name: a
+          brain: {{name: palaestrio.simulation:DummyBrain}}
+          muscle: {{name: palaestrio.simulation:DummyMuscle}}
+          objective: {{name: palaestrio.simulation:DummyObjective}}
+          sensors: [env.0, env.1, env.2, env.3, env.4]
+          actuators: [env.0, env.1, env.2, env.3, env.4]
+        - name: b
+          brain: {{name: palaestrio.simulation:DummyBrain}}
+          muscle: {{name: palaestrio.simulation:DummyMuscle}}
+          objective: {{name: palaestrio.simulation:DummyObjective}}
+          sensors: [env.5, env.6, env.7, env.8, env.9]
+          actuators: [env.5, env.6, env.7, env.8, env.9]
+      simulation: {{name: palaestrio.simulation:VanillaSimulationController}}
+      phase_config: {{mode: train, worker: 1, episodes: {episodes}}}
+run_config:
+  condition: {{name: palaestrio.simulation:VanillaRunGovernorTerminationCondition}}
+"""
+
+
+def steps_per_second(episode_length: int, yield_interval: float | None) -> float:
+    text = RUN.format(max_iter=episode_length, episodes=STEPS // episode_length)
+    run = load_experiment_run_text(text, "benchmark")
+
+    async def once() -> float:
+        options = {} if yield_interval is None else {"yield_interval": yield_interval}
+        started = time.perf_counter()
+        summary = await run_in_process(run, NullSink(), **options)
+        elapsed = time.perf_counter() - started
+        assert summary.steps == STEPS, summary
+        return summary.steps / elapsed
+
+    trio.run(once)  # warm-up: imports, caches
+    return statistics.median(trio.run(once) for _ in range(REPEATS))
+
+
+def main() -> None:
+    print(f"run_in_process, null sink, {STEPS} steps, median of {REPEATS} runs")
+    print(f"{'episode length':>15} {'trio checkpoint':>22} {'steps/s':>10}")
+    for episode_length in (10, STEPS):
+        for label, interval in (("every 1 ms (default)", None), ("every step", 0.0)):
+            rate = steps_per_second(episode_length, interval)
+            print(f"{episode_length:>15} {label:>22} {rate:>10,.0f}")
+
+
+if __name__ == "__main__":
+    main()

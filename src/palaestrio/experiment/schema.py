@@ -1,0 +1,455 @@
+"""From a YAML tree to an `ExperimentRun`, collecting every problem on the way.
+
+Cascading: each phase starts from the phase before it, merged deeply. Mappings merge
+key by key at any depth; any other value, lists included, replaces the earlier one. So
+a phase that says only `phase_config: {mode: test}` keeps the earlier `worker` and
+`episodes`, and one that lists `agents` replaces all agents. (palaestrAI's docs promise
+this; its code replaces whole top-level keys.) A problem in an inherited value is
+reported once, at the place it was written.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal, cast
+
+from ..records import AgentSpec, ComponentSpec, EnvironmentSpec
+from .components import (
+    ComponentNameError,
+    binding_problem,
+    environment_arguments,
+    import_class,
+    import_controller_class,
+    kind_problem,
+    resolve_name,
+)
+from .errors import ExperimentFileWarning, Problem
+from .model import ExperimentRun, PhaseSpec
+from .yamltree import Node
+
+_TOP_KEYS = frozenset({"uid", "seed", "version", "schedule", "run_config"})
+_PHASE_KEYS = frozenset({"environments", "agents", "simulation", "phase_config"})
+_AGENT_KEYS = frozenset({"name", "brain", "muscle", "objective", "sensors", "actuators"})
+_AGENT_UNSUPPORTED = frozenset({"load", "replay", "filters"})
+_PHASE_CONFIG_UNSUPPORTED = frozenset({"evaluate_every", "store_raw_actuators"})
+_MODES = ("train", "test")
+_INT64 = (-(2**63), 2**64 - 1)
+
+
+class _Check:
+    """Collects problems (each once) and remembers imported classes."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+        self._seen: set[tuple[str, int | None, str]] = set()
+        self._classes: dict[tuple[str, bool], tuple[str, type[Any]] | str] = {}
+
+    def add(self, place: str, line: int | None, message: str) -> None:
+        if (place, line, message) not in self._seen:
+            self._seen.add((place, line, message))
+            self.problems.append(Problem(self.source, place, line, message))
+
+    def at(self, node: Node, message: str) -> None:
+        self.add(node.place, node.line, message)
+
+    def import_class(self, name: str, controller: bool) -> tuple[str, type[Any]] | str:
+        key = (name, controller)
+        if key not in self._classes:
+            try:
+                if controller:
+                    self._classes[key] = import_controller_class(name)
+                else:
+                    self._classes[key] = (resolve_name(name), import_class(name))
+            except ComponentNameError as error:
+                self._classes[key] = str(error)
+        return self._classes[key]
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    return f"{kinds.get(type(value), 'a ' + type(value).__name__)} ({value!r})"
+
+
+def _mapping(node: Node, check: _Check) -> dict[str, Node] | None:
+    if isinstance(node.value, dict):
+        return node.value
+    check.at(node, f"expected a mapping, found {_describe(node.value)}")
+    return None
+
+
+def _fields(
+    node: Node,
+    check: _Check,
+    required: frozenset[str],
+    optional: frozenset[str] = frozenset(),
+    unsupported: frozenset[str] = frozenset(),
+    missing_hint: str = "",
+) -> dict[str, Node] | None:
+    """The mapping at `node`, after reporting unknown, unsupported and missing keys."""
+    mapping = _mapping(node, check)
+    if mapping is None:
+        return None
+    known = required | optional
+    for key, child in mapping.items():
+        if key in unsupported:
+            check.at(child, f"{key!r} is not supported yet by palaestrio")
+        elif key not in known:
+            check.at(child, f"unknown key {key!r}; expected one of: {', '.join(sorted(known))}")
+    for key in sorted(required - mapping.keys()):
+        check.add(node.child_place(key), node.line, f"missing key {key!r}{missing_hint}")
+    return mapping
+
+
+def _string(node: Node, check: _Check) -> str | None:
+    if isinstance(node.value, str) and node.value.strip():
+        return node.value
+    found = "an empty string" if node.value == "" else _describe(node.value)
+    check.at(node, f"expected a non-empty string, found {found}")
+    return None
+
+
+def _integer(node: Node, check: _Check, minimum: int | None = None) -> int | None:
+    value = node.value
+    if type(value) is not int:
+        check.at(node, f"expected an integer, found {_describe(value)}")
+        return None
+    if minimum is not None and value < minimum:
+        check.at(node, f"must be at least {minimum}, found {value}")
+        return None
+    return value
+
+
+def _list(node: Node, check: _Check, non_empty: bool = True) -> list[Node] | None:
+    if not isinstance(node.value, list):
+        check.at(node, f"expected a list, found {_describe(node.value)}")
+        return None
+    if non_empty and not node.value:
+        check.at(node, "expected at least one entry, found an empty list")
+        return None
+    return node.value
+
+
+def _plain_params(node: Node, check: _Check) -> bool:
+    """Whether `node` holds only data a run can carry (msgpack and JSON)."""
+    value = node.value
+    if isinstance(value, dict | list):
+        children = value.values() if isinstance(value, dict) else value
+        return all([_plain_params(child, check) for child in children])
+    if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
+        check.at(node, f"integer {value} is too large for a parameter")
+        return False
+    if value is None or type(value) in (bool, int, float, str):
+        return True
+    check.at(node, f"{_describe(value)} cannot be a parameter; quote it to pass a string")
+    return False
+
+
+def _component(
+    node: Node,
+    check: _Check,
+    kind: str,
+    *,
+    controller: bool = False,
+    with_uid: bool = False,
+) -> tuple[ComponentSpec, str | None] | None:
+    """A `{name, params}` mapping (with `uid` for environments, `conditions` for the
+    simulation): the spec and the uid."""
+    required = frozenset({"name", "uid"} if with_uid else {"name"})
+    optional = frozenset({"params", "conditions"} if controller else {"params"})
+    fields = _fields(node, check, required, optional)
+    if fields is None:
+        return None
+    uid = _string(fields["uid"], check) if "uid" in fields else None
+    params: dict[str, Any] = {}
+    params_node = fields.get("params")
+    if (
+        params_node is not None
+        and params_node.value is not None
+        and _mapping(params_node, check) is not None
+        and _plain_params(params_node, check)
+    ):
+        params = params_node.plain()
+    name_node = fields.get("name")
+    name = _string(name_node, check) if name_node is not None else None
+    if name_node is None or name is None:
+        return None
+    imported = check.import_class(name, controller)
+    if isinstance(imported, str):
+        check.at(name_node, imported)
+        return None
+    resolved, cls = imported
+    wrong_kind = kind_problem(cls, kind)
+    if wrong_kind is not None:
+        check.at(name_node, wrong_kind)
+        return None
+    given = environment_arguments(cls, uid or "", 0) if with_uid else {}
+    unbound = binding_problem(cls, params, given)
+    if unbound is not None:
+        check.at(params_node if params_node is not None else name_node, unbound)
+        return None
+    if with_uid and uid is None:
+        return None
+    return ComponentSpec(resolved, params), uid
+
+
+def _merge(base: Node, override: Node) -> Node:
+    """Deep merge: mappings key by key, anything else replaced by `override`."""
+    if not (isinstance(base.value, dict) and isinstance(override.value, dict)):
+        return override
+    merged = dict(base.value)
+    for key, child in override.value.items():
+        merged[key] = _merge(merged[key], child) if key in merged else child
+    return Node(merged, override.place, override.line)
+
+
+def build_run(
+    root: Node, source: str, path: str | None
+) -> tuple[ExperimentRun | None, list[Problem]]:
+    """The run `root` describes, or None and the problems that prevent it."""
+    check = _Check(source)
+    top = _fields(root, check, _TOP_KEYS, frozenset({"experiment_uid"}))
+    if top is None:
+        return None, check.problems
+    uid = _string(top["uid"], check) if "uid" in top else None
+    experiment_uid = _string(top["experiment_uid"], check) if "experiment_uid" in top else None
+    seed = _integer(top["seed"], check) if "seed" in top else None
+    version = _version(top["version"], check) if "version" in top else None
+    run_condition = None
+    if "run_config" in top:
+        run_config = _fields(top["run_config"], check, frozenset({"condition"}))
+        if run_config is not None and "condition" in run_config:
+            found = _component(run_config["condition"], check, "termination condition")
+            run_condition = found[0] if found else None
+    phases = _schedule(top["schedule"], check) if "schedule" in top else None
+    if check.problems:
+        return None, check.problems
+    assert uid is not None and seed is not None and version is not None
+    assert run_condition is not None and phases is not None
+    run = ExperimentRun(
+        uid=uid,
+        seed=seed,
+        version=version,
+        phases=phases,
+        run_condition=run_condition,
+        experiment_uid=experiment_uid,
+        source=path,
+    )
+    return run, []
+
+
+def _version(node: Node, check: _Check) -> str | None:
+    if type(node.value) in (int, float):
+        warnings.warn(
+            f"{check.source}:{node.line}: version {node.value!r} is a number; write it as "
+            f'a string ("{node.value}") so that e.g. 3.10 does not turn into 3.1',
+            ExperimentFileWarning,
+            stacklevel=2,
+        )
+        return str(node.value)
+    return _string(node, check)
+
+
+def _schedule(node: Node, check: _Check) -> list[PhaseSpec] | None:
+    entries = _list(node, check)
+    if entries is None:
+        return None
+    phases: list[PhaseSpec] = []
+    merged: Node | None = None
+    for index, entry in enumerate(entries):
+        mapping = _mapping(entry, check)
+        if mapping is None:
+            continue
+        if len(mapping) != 1:
+            check.at(entry, f"expected one phase (name: settings), found {len(mapping)} keys")
+            continue
+        ((name, phase),) = mapping.items()
+        if phase.value is None:  # a phase that changes nothing
+            phase = Node({}, phase.place, phase.line)
+        if _mapping(phase, check) is None:
+            continue
+        merged = phase if merged is None else _merge(merged, phase)
+        built = _phase(merged, name, index, check)
+        if built is not None:
+            phases.append(built)
+    return phases
+
+
+def _phase(node: Node, name: str, index: int, check: _Check) -> PhaseSpec | None:
+    hint = " (not set in this phase nor inherited from an earlier one)" if index else ""
+    fields = _fields(node, check, _PHASE_KEYS, missing_hint=hint)
+    if fields is None or not fields.keys() >= _PHASE_KEYS:
+        return None
+    environments = _environments(fields["environments"], check)
+    uids = [environment.uid for environment in environments or []]
+    agents = _agents(fields["agents"], uids, name, check)
+    simulation = _simulation(fields["simulation"], check)
+    config = _phase_config(fields["phase_config"], hint, check)
+    if environments is None or agents is None or simulation is None or config is None:
+        return None
+    mode, workers, episodes = config
+    controller, conditions = simulation
+    return PhaseSpec(
+        name=name,
+        mode=cast(Literal["train", "test"], mode),
+        workers=workers,
+        episodes=episodes,
+        environments=environments,
+        agents=agents,
+        simulation=controller,
+        conditions=conditions,
+        config=node.plain(),
+    )
+
+
+def _environments(node: Node, check: _Check) -> list[EnvironmentSpec] | None:
+    entries = _list(node, check)
+    if entries is None:
+        return None
+    specs: list[EnvironmentSpec] = []
+    places: dict[str, str] = {}
+    complete = True
+    for entry in entries:
+        fields = _fields(
+            entry, check, frozenset({"environment"}), frozenset({"reward", "state_transformer"})
+        )
+        if fields is None or "environment" not in fields:
+            complete = False
+            continue
+        found = _component(fields["environment"], check, "environment", with_uid=True)
+        written = fields["environment"].value
+        uid_node: Node | None = written.get("uid") if isinstance(written, dict) else None
+        uid = None
+        if uid_node is not None and isinstance(uid_node.value, str) and uid_node.value:
+            uid = uid_node.value
+            if uid in places:
+                check.at(uid_node, f"environment uid {uid!r} is already used at {places[uid]}")
+            places.setdefault(uid, uid_node.place)
+        reward = _optional_component(fields, "reward", "reward", check)
+        transformer = _optional_component(fields, "state_transformer", "state transformer", check)
+        if found is None or uid is None or reward is False or transformer is False:
+            complete = False
+            continue
+        specs.append(
+            EnvironmentSpec(uid, found[0], reward or None, transformer or None)  # type: ignore[arg-type]
+        )
+    return specs if complete else None
+
+
+def _optional_component(
+    fields: dict[str, Node], key: str, kind: str, check: _Check
+) -> ComponentSpec | bool | None:
+    """The spec under `key`, None if absent, False if broken."""
+    if key not in fields:
+        return None
+    found = _component(fields[key], check, kind)
+    return found[0] if found else False
+
+
+def _agents(
+    node: Node, environment_uids: list[str], phase: str, check: _Check
+) -> list[AgentSpec] | None:
+    entries = _list(node, check)
+    if entries is None:
+        return None
+    specs: list[AgentSpec] = []
+    places: dict[str, str] = {}
+    complete = True
+    for entry in entries:
+        fields = _fields(entry, check, _AGENT_KEYS, unsupported=_AGENT_UNSUPPORTED)
+        if fields is None:
+            complete = False
+            continue
+        name = _string(fields["name"], check) if "name" in fields else None
+        if name is not None:
+            if name in places:
+                check.at(fields["name"], f"agent name {name!r} is already used at {places[name]}")
+                name = None
+            else:
+                places[name] = fields["name"].place
+        parts = [
+            _component(fields[key], check, key) if key in fields else None
+            for key in ("brain", "muscle", "objective")
+        ]
+        ids = [
+            _ids(fields[key], key[:-1], environment_uids, phase, check) if key in fields else None
+            for key in ("sensors", "actuators")
+        ]
+        if name is None or None in parts or None in ids or not fields.keys() >= _AGENT_KEYS:
+            complete = False
+            continue
+        brain, muscle, objective = (part[0] for part in parts if part is not None)
+        sensors, actuators = (found for found in ids if found is not None)
+        specs.append(AgentSpec(name, brain, muscle, objective, sensors, actuators))
+    return specs if complete else None
+
+
+def _ids(
+    node: Node, what: str, environment_uids: list[str], phase: str, check: _Check
+) -> list[str] | None:
+    entries = _list(node, check, non_empty=False)
+    if entries is None:
+        return None
+    ids: list[str] = []
+    for entry in entries:
+        value = _string(entry, check)
+        if value is None:
+            continue
+        if value in ids:
+            check.at(entry, f"{what} {value!r} is listed twice")
+        elif not any(value.startswith(uid + ".") for uid in environment_uids):
+            check.at(
+                entry,
+                f"{what} {value!r} belongs to no environment of phase {phase!r}; ids are "
+                f"'<environment uid>.<id>' with uids {', '.join(map(repr, environment_uids))}",
+            )
+        ids.append(value)
+    return ids
+
+
+def _simulation(node: Node, check: _Check) -> tuple[ComponentSpec, list[ComponentSpec]] | None:
+    found = _component(node, check, "simulation controller", controller=True)
+    fields = node.value if isinstance(node.value, dict) else {}
+    conditions: list[ComponentSpec] = []
+    complete = found is not None
+    if "conditions" in fields and fields["conditions"].value is not None:
+        entries = _list(fields["conditions"], check, non_empty=False) or []
+        for entry in entries:
+            condition = _component(entry, check, "termination condition")
+            if condition is None:
+                complete = False
+            else:
+                conditions.append(condition[0])
+    if not complete or found is None:
+        return None
+    return found[0], conditions
+
+
+def _phase_config(node: Node, hint: str, check: _Check) -> tuple[str, int, int] | None:
+    fields = _fields(
+        node,
+        check,
+        frozenset({"episodes"}),
+        frozenset({"mode", "worker"}),
+        _PHASE_CONFIG_UNSUPPORTED,
+        missing_hint=hint,
+    )
+    if fields is None:
+        return None
+    mode: str | None = "train"
+    if "mode" in fields:
+        mode = _string(fields["mode"], check)
+        if mode is not None and mode.lower() not in _MODES:
+            check.at(fields["mode"], f"unknown mode {mode!r}; expected train or test")
+            mode = None
+    workers = _integer(fields["worker"], check, minimum=1) if "worker" in fields else 1
+    episodes = _integer(fields["episodes"], check, minimum=1) if "episodes" in fields else None
+    if mode is None or workers is None or episodes is None:
+        return None
+    return mode.lower(), workers, episodes
