@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from functools import partial
@@ -72,6 +73,7 @@ class Governor:
                 f"this governor runs instance {self.instance_uid}, not {request.instance_uid}",
             )
         self.started = True
+        log.debug("start request for run %s", request.experiment_run.uid)
         self.nursery.start_soon(self.execute, request.experiment_run)
         return messages.ExperimentRunStartResponse(True)
 
@@ -86,6 +88,7 @@ class Governor:
                 nursery.start_soon(self.report_progress, tap)
                 try:
                     summary = await run_in_process(run, tap, stop=self.stop)
+                    log.debug("simulation done: %s", summary)
                 except ComponentError as error:
                     log.error("%s", error)
                     status, reason = "error", str(error)
@@ -94,6 +97,7 @@ class Governor:
                         status, reason = "cancelled", "shutdown requested"
                 nursery.cancel_scope.cancel()
         # Leaving the sink's block waited until the store acknowledged every record.
+        log.debug("every record is stored")
         now = time.time()
         event: store_messages.StatusEvent
         if status == "finished":
@@ -112,6 +116,7 @@ class Governor:
             steps=tap.steps,
         )
         await self.client.request(messages.EXECUTOR_SERVICE, messages.encode(report))
+        log.debug("reported %s to the executor", status)
         self.done.set()
 
     async def report_progress(self, tap: ProgressTap) -> None:
@@ -131,6 +136,7 @@ async def governor_main(
     heartbeat_interval: float,
     heartbeat_liveness: int,
 ) -> None:
+    log.debug("governor process up")
     async with open_client(broker) as client, trio.open_nursery() as nursery:
         governor = Governor(client, instance_uid, nursery)
         await nursery.start(
@@ -171,6 +177,12 @@ def main(argv: list[str] | None = None) -> None:
         args.heartbeat_interval,
         args.heartbeat_liveness,
     )
+    # Everything is stored and reported, and every socket closed: skip the interpreter's
+    # teardown (module cleanup, zmq context, thread pools), a fifth of a second per run.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
