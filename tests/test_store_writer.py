@@ -168,7 +168,7 @@ def test_unknown_environment_rejects_the_whole_batch(
     writer.apply(scheduled("i-1"))
     good = [phase_started(0), *step_records(0, 0, 1, 0, time.time())]
     stray = msgspec.structs.replace(good[1], environment="no_such_env", step=1)
-    with pytest.raises(RequestRejected, match="environment 'no_such_env'.*instance 'i-1'"):
+    with pytest.raises(RequestRejected, match=r"environment 'no_such_env'.*instance 'i-1'"):
         writer.apply(RecordBatch("i-1", 1, [*good, stray]))
     assert count(store_engine, "world_states") == 0
     assert count(store_engine, "experiment_run_phases") == 0  # rolled back with the rest
@@ -178,7 +178,7 @@ def test_unknown_environment_rejects_the_whole_batch(
 
 def test_records_before_their_phase_are_rejected(writer: StoreWriter) -> None:
     writer.apply(scheduled("i-1"))
-    with pytest.raises(RequestRejected, match="phase 4 of run instance 'i-1'.*no phase_started"):
+    with pytest.raises(RequestRejected, match=r"phase 4 of run instance 'i-1'.*no phase_started"):
         writer.apply(RecordBatch("i-1", 1, [EpisodeStarted(4, 0, 1, time.time())]))
 
 

@@ -298,7 +298,7 @@ async def open_store_sink(
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The block's own exception out of the nursery's group (a cancellation counts once)."""
-    cancelled, others = group.split(trio.Cancelled)
+    _, others = group.split(trio.Cancelled)
     leaves = _leaves(others) if others is not None else _leaves(group)[:1]
     if len(leaves) == 1:
         return leaves[0]
