@@ -1,0 +1,251 @@
+"""The executor end to end, median of 5 (issue 6): ``python benchmarks/executor.py``.
+
+(a) a trivial run (1 environment, 1 agent, 10 steps), wall time from `trio.run` to its
+    return, store on (SQLite);
+(b) steps/s of a 1,000- and a 10,000-step run with 2 agents, store on: "stepping" is
+    steps / time between the run's start response and its final report, "end to end"
+    is steps / the whole `trio.run`;
+(c) 4 runs with parallel_runs=4 (1,000 steps each): wall time and the peak resident
+    memory of the whole process tree (executor + governors, sampled every 10 ms);
+(d) SIGINT to an executor running a long run: time until the process has exited.
+
+Every measurement runs in a fresh Python process, as a user's would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SIM = "palaestrio.simulation"
+REPEAT = 5
+
+
+def experiment(directory: Path, uid: str, steps: int, agents: int, slow: bool = False) -> Path:
+    environment = f"{SIM}:DummyEnvironment"
+    params = f"{{max_iter: {steps}}}"
+    if slow:  # a run long enough to interrupt: the test components' sleepy environment
+        environment, params = "executor_components:SlowEnvironment", "{max_iter: 1000000}"
+    agent_blocks = "".join(
+        f"""
+        - name: agent_{i}
+          brain: {{name: {SIM}:DummyBrain, params: {{}}}}
+          muscle: {{name: {SIM}:DummyMuscle, params: {{}}}}
+          objective: {{name: {SIM}:DummyObjective, params: {{}}}}
+          sensors: [{", ".join(f"env.{s}" for s in range(5 * i, 5 * i + 5))}]
+          actuators: [{", ".join(f"env.{s}" for s in range(5 * i, 5 * i + 5))}]"""
+        for i in range(agents)
+    )
+    path = directory / f"{uid}.yml"
+    path.write_text(
+        f"""uid: {uid}
+seed: 1
+version: "3.5"
+schedule:
+  - phase:
+      environments:
+        - environment: {{name: {environment}, uid: env, params: {params}}}
+      agents:{agent_blocks}
+      simulation:
+        name: {SIM}:VanillaSimulationController
+        conditions: [{{name: {SIM}:EnvironmentTerminationCondition, params: {{}}}}]
+      phase_config: {{mode: train, worker: 1, episodes: 1}}
+run_config:
+  condition: {{name: {SIM}:VanillaRunGovernorTerminationCondition, params: {{}}}}
+"""
+    )
+    return path
+
+
+# -- the child side: one executor run, reporting JSON on stdout -----------------------
+
+
+def child(files: list[str], db: str, parallel: int) -> None:
+    import trio
+
+    from palaestrio.executor import Executor, ExperimentRunRuntimeInformation
+    from palaestrio.experiment import load_experiment_runs
+
+    marks: dict[str, dict[str, float]] = {}
+
+    def on_update(info: ExperimentRunRuntimeInformation) -> None:
+        mark = marks.setdefault(info.instance_uid, {})
+        mark.setdefault(info.status, time.perf_counter())
+        if info.status == "running" and info.steps:
+            print(json.dumps({"steps": info.steps}), flush=True)
+
+    runs = [run for file in files for run in load_experiment_runs(file)]
+    executor = Executor(parallel, store_uri=f"sqlite:///{db}", on_update=on_update)
+    executor.schedule(runs)
+    started = time.perf_counter()
+    trio.run(executor.execute)
+    wall = time.perf_counter() - started
+    infos = executor.experiment_runs()
+    stepping = [
+        info.steps / (marks[info.instance_uid]["finished"] - marks[info.instance_uid]["running"])
+        for info in infos
+        if info.status == "finished"
+    ]
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "statuses": [info.status for info in infos],
+                "steps": sum(info.steps for info in infos),
+                "stepping": statistics.mean(stepping) if stepping else 0.0,
+            }
+        ),
+        flush=True,
+    )
+
+
+# -- the parent side ---------------------------------------------------------------
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * 4096
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def run_child(files: list[Path], db: Path, parallel: int = 1) -> tuple[dict[str, object], int]:
+    """One executor in a fresh process; its last JSON line and the tree's peak RSS."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(db), str(parallel), *map(str, files)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=HERE.parent / "tests",
+    )
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.01):
+            peak = max(peak, tree_rss(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    assert process.stdout is not None
+    last = process.stdout.read().strip().splitlines()[-1]
+    process.wait()
+    stop.set()
+    sampler.join()
+    return json.loads(last), peak
+
+
+def sigint_exit(directory: Path, index: int) -> float:
+    file = experiment(directory, f"long{index}", 0, 1, slow=True)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(directory / f"long{index}.db"), "1", str(file)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=HERE.parent / "tests",
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if json.loads(line).get("steps", 0) >= 5:
+            break
+    process.send_signal(signal.SIGINT)
+    sent = time.perf_counter()
+    process.wait()
+    took = time.perf_counter() - sent
+    process.stdout.close()
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", nargs="+")
+    parser.add_argument("--repeat", type=int, default=REPEAT)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(HERE.parent / "tests"))  # the slow test environment
+        db, parallel, *files = args.child
+        child(files, db, int(parallel))
+        return
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="palaestrio-bench-") as tmp:
+        directory = Path(tmp)
+
+        def median_of(name: str, files: list[Path], parallel: int = 1) -> list[dict[str, object]]:
+            results = []
+            for i in range(args.repeat):
+                result, peak = run_child(files, directory / f"{name}{i}.db", parallel)
+                assert all(s == "finished" for s in result["statuses"]), result  # type: ignore[attr-defined]
+                result["peak_rss"] = peak
+                results.append(result)
+            return results
+
+        def med(results: list[dict[str, object]], key: str) -> float:
+            return statistics.median(float(r[key]) for r in results)  # type: ignore[arg-type]
+
+        trivial = median_of("trivial", [experiment(directory, "trivial", 10, 1)])
+        rows.append(("(a) trivial run, wall", f"{med(trivial, 'wall'):.3f} s", "<= 0.5 s"))
+        for steps in (1_000, 10_000):
+            results = median_of(f"s{steps}", [experiment(directory, f"s{steps}", steps, 2)])
+            rows.append(
+                (
+                    f"(b) {steps:,} steps, stepping",
+                    f"{med(results, 'stepping'):,.0f} steps/s",
+                    ">= 10,000",
+                )
+            )
+            rows.append(
+                (
+                    f"(b) {steps:,} steps, end to end",
+                    f"{steps / med(results, 'wall'):,.0f} steps/s",
+                    "",
+                )
+            )
+        files = [experiment(directory, f"p{i}", 1_000, 2) for i in range(4)]
+        parallel = median_of("parallel", files, parallel=4)
+        rows.append(
+            (
+                "(c) 4 runs x 1,000 steps, parallel 4, wall",
+                f"{med(parallel, 'wall'):.3f} s",
+                "<= 2 s",
+            )
+        )
+        rows.append(
+            (
+                "(c) peak RSS of the process tree",
+                f"{med(parallel, 'peak_rss') / 2**20:.0f} MB",
+                "<= 400 MB",
+            )
+        )
+        sigint = statistics.median(sigint_exit(directory, i) for i in range(args.repeat))
+        rows.append(("(d) SIGINT -> exit", f"{sigint:.3f} s", "<= 1 s"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'scenario':<{width}}  {'measured':>18}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>18}  {target}")
+
+
+if __name__ == "__main__":
+    main()
