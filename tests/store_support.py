@@ -1,9 +1,24 @@
-"""Helpers for the store tests and benchmark: record streams shaped like real runs."""
+"""Helpers for the store tests and benchmark: record streams shaped like real runs, and a
+throw-away PostgreSQL server.
+
+`PostgresServer` runs initdb/pg_ctl in a temporary directory and listens only on a unix
+socket there. Run as root, the server runs as the `postgres` system user (initdb refuses
+root). Its environment never carries the test suite's per-test leak tag.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -20,6 +35,87 @@ from palaestrio.records import (
     WorldState,
 )
 from palaestrio.store.messages import Scheduled
+
+TAG_VARIABLE = "PALAESTRIO_TEST_TAG"
+
+
+def find_bindir() -> Path | None:
+    """The directory of the newest PostgreSQL server binaries, or None."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda path: int(Path(path).parent.parent.name))
+    return Path(newest).parent
+
+
+class PostgresServer:
+    """One PostgreSQL server in its own temporary directory."""
+
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+        self.bindir = bindir
+        self.durable = durable
+        self.directory = Path(tempfile.mkdtemp(prefix="palaestrio-pg-"))
+        self.data = self.directory / "data"
+        self._run_as: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.directory, user.pw_uid, user.pw_gid)
+            self._run_as = ["runuser", "-u", "postgres", "--"]
+        self.running = False
+
+    def _run(self, *argv: str) -> None:
+        environment = {k: v for k, v in os.environ.items() if k != TAG_VARIABLE}
+        done = subprocess.run(
+            [*self._run_as, *argv],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            stderr = done.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"{Path(argv[0]).name} failed ({done.returncode}): {stderr}")
+
+    def start(self) -> None:
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D", str(self.data),
+            "-U", "postgres",
+            "-A", "trust",
+            "-E", "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )  # fmt: skip
+        options = f"-c listen_addresses='' -k {self.directory}"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D", str(self.data),
+            "-l", str(self.directory / "server.log"),
+            "-o", options,
+            "-w", "-t", "60",
+            "start",
+        )  # fmt: skip
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                pg_ctl = str(self.bindir / "pg_ctl")
+                self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "stop")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def uri(self, database: str | None = None) -> str:
+        """A URI for `database` (default: a fresh name) on this server."""
+        name = database or f"t_{uuid.uuid4().hex[:12]}"
+        return f"postgresql://postgres@/{name}?host={self.directory}"
+
 
 ENVIRONMENT = "dummy_env"
 AGENTS = ("mighty_defender", "evil_attacker")

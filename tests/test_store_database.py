@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -12,10 +11,7 @@ import sqlalchemy as sa
 from palaestrio.store import schema
 from palaestrio.store.engine import create_database, open_database, parse_store_uri
 from palaestrio.store.errors import SchemaVersionError, StoreError
-from store_support import count
-
-if TYPE_CHECKING:
-    from pg import PostgresServer
+from store_support import PostgresServer, count
 
 pytest_plugins = ["pg"]
 
