@@ -1,0 +1,5 @@
+"""`python -m palaestrio`: the `palaestrio` command."""
+
+from palaestrio.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""Runtime configuration: where the store and broker are, how much runs at once, logging.
+
+Sources, later ones winning key by key: the built-in defaults, one YAML file (given
+with ``-c/--config``, else ``palaestrio-runtime.conf.yaml`` in the working directory,
+else ``runtime.conf.yaml`` in the user config directory), environment variables
+``PALAESTRIO_<KEY>`` (values read as YAML scalars or flow collections), then command
+line flags. An unknown key in a file is an error naming it; unknown ``PALAESTRIO_*``
+variables are ignored (the environment is shared with other tools).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_FILE_NAME = "palaestrio-runtime.conf.yaml"
+USER_CONFIG_FILE_NAME = "runtime.conf.yaml"
+ENV_PREFIX = "PALAESTRIO_"
+
+DEFAULT_TEXT = """\
+# palaestrio runtime configuration (palaestrio runtime-config-show-default).
+# Put it in ./palaestrio-runtime.conf.yaml, in ~/.config/palaestrio/runtime.conf.yaml,
+# or pass it with `palaestrio -c FILE`. Each key can be overridden by an environment
+# variable PALAESTRIO_<KEY> (e.g. PALAESTRIO_STORE_URI) and some by flags.
+
+# Where runs are stored: sqlite:///relative/file.db, sqlite:////absolute/file.db or
+# postgresql://user:password@host:port/database.      (flag: --store)
+store_uri: sqlite:///palaestrio.db
+
+# The executor's MDP broker endpoint. null: a private ipc:// socket in a temporary
+# directory only you can enter. Or e.g. tcp://127.0.0.1:5555.
+broker_uri: null
+
+# How many experiment runs execute at once.            (flag: -p/--parallel)
+parallel_runs: 1
+
+# Log level of palaestrio's own output (governors' lines included, each tagged with
+# its run uid): a level name, or a mapping with `level` and per-logger `loggers`,
+# or a complete logging.config.dictConfig mapping (one with `version: 1`).
+#                                                      (flags: -v/--verbose, --log-level)
+logging:
+  level: WARNING
+  loggers: {}
+"""
+
+_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(ValueError):
+    """The runtime configuration has a problem; the message names where and what."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "WARNING"
+    loggers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    dict_config: Mapping[str, Any] | None = None
+    """A complete `logging.config.dictConfig` mapping, when one was given."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    store_uri: str = "sqlite:///palaestrio.db"
+    broker_uri: str | None = None
+    parallel_runs: int = 1
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    """Where each key's value came from: "default", a file path, "$PALAESTRIO_KEY", "flag"."""
+
+    def to_yaml(self) -> str:
+        """The effective values, with their sources as comments."""
+        values: dict[str, Any] = {
+            "store_uri": self.store_uri,
+            "broker_uri": self.broker_uri,
+            "parallel_runs": self.parallel_runs,
+            "logging": (
+                dict(self.logging.dict_config)
+                if self.logging.dict_config is not None
+                else {"level": self.logging.level, "loggers": dict(self.logging.loggers)}
+            ),
+        }
+        lines = []
+        for key, value in values.items():
+            text = yaml.safe_dump({key: value}, default_flow_style=None, sort_keys=False)
+            lines.append(f"# from {self.sources.get(key, 'default')}\n{text}")
+        return "".join(lines)
+
+
+KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig) if f.name != "sources")
+
+
+def default_config_paths(cwd: Path | None = None) -> list[Path]:
+    """Where a configuration file is looked for when none is given, first match wins."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [
+        (cwd or Path.cwd()) / CONFIG_FILE_NAME,
+        Path(base) / "palaestrio" / USER_CONFIG_FILE_NAME,
+    ]
+
+
+def load_runtime_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RuntimeConfig:
+    """The effective configuration: defaults < file < environment < `overrides` (flags).
+
+    `path` None searches `default_config_paths()`; a given path must exist. `overrides`
+    values that are None are ignored. Raises `ConfigError`.
+    """
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = dict.fromkeys(KEYS, "default")
+    file = Path(path) if path is not None else _first_existing(default_config_paths())
+    if file is not None:
+        for key, value in _read_file(file).items():
+            raw[key], sources[key] = value, str(file)
+    env = os.environ if environ is None else environ
+    for key in KEYS:
+        name = ENV_PREFIX + key.upper()
+        if name in env:
+            raw[key], sources[key] = _env_value(name, env[name]), f"${name}"
+    for key, value in (overrides or {}).items():
+        if key not in KEYS:
+            raise ConfigError(f"unknown configuration key {key!r}")
+        if value is not None:
+            raw[key], sources[key] = value, "flag"
+    return _build(raw, sources)
+
+
+def _first_existing(paths: list[Path]) -> Path | None:
+    return next((p for p in paths if p.is_file()), None)
+
+
+def _read_file(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read runtime configuration {str(file)!r}: {error.strerror}"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"runtime configuration {file} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"runtime configuration {file} must be a mapping of keys, not {type(data).__name__}"
+        )
+    unknown = sorted(str(key) for key in data if key not in KEYS)
+    if unknown:
+        raise ConfigError(
+            f"runtime configuration {file}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)} (known: {', '.join(KEYS)})"
+        )
+    return {str(key): value for key, value in data.items()}
+
+
+def _env_value(name: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"${name} is not a valid YAML value: {error}") from None
+
+
+def _build(raw: Mapping[str, Any], sources: dict[str, str]) -> RuntimeConfig:
+    default = RuntimeConfig()
+
+    def where(key: str) -> str:
+        return f"{key} (from {sources[key]})"
+
+    store_uri = raw.get("store_uri", default.store_uri)
+    if not isinstance(store_uri, str) or not store_uri:
+        raise ConfigError(f"{where('store_uri')} must be a non-empty string, not {store_uri!r}")
+    broker_uri = raw.get("broker_uri", default.broker_uri)
+    if broker_uri is not None and (not isinstance(broker_uri, str) or "://" not in broker_uri):
+        raise ConfigError(
+            f"{where('broker_uri')} must be null or an endpoint like tcp://127.0.0.1:5555, "
+            f"not {broker_uri!r}"
+        )
+    parallel_runs = raw.get("parallel_runs", default.parallel_runs)
+    if isinstance(parallel_runs, str) and parallel_runs.strip().isdigit():
+        parallel_runs = int(parallel_runs)
+    if isinstance(parallel_runs, bool) or not isinstance(parallel_runs, int) or parallel_runs < 1:
+        raise ConfigError(
+            f"{where('parallel_runs')} must be an integer >= 1, not {parallel_runs!r}"
+        )
+    logging_config = _logging_config(raw.get("logging"), where("logging"))
+    return RuntimeConfig(store_uri, broker_uri, parallel_runs, logging_config, sources)
+
+
+def _logging_config(value: Any, where: str) -> LoggingConfig:
+    if value is None:
+        return LoggingConfig()
+    if isinstance(value, str):
+        return LoggingConfig(level=_level(value, where))
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a level name or a mapping, not {value!r}")
+    if "version" in value:
+        return LoggingConfig(dict_config=value)
+    unknown = sorted(str(key) for key in value if key not in ("level", "loggers"))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+            "(known: level, loggers; or a dictConfig mapping with `version: 1`)"
+        )
+    loggers = value.get("loggers") or {}
+    if not isinstance(loggers, dict):
+        raise ConfigError(f"{where}: loggers must map logger names to levels, not {loggers!r}")
+    return LoggingConfig(
+        level=_level(value.get("level", "WARNING"), where),
+        loggers={
+            str(name): _level(level, f"{where}: loggers.{name}") for name, level in loggers.items()
+        },
+    )
+
+
+def _level(value: Any, where: str) -> str:
+    name = str(value).upper()
+    if name not in _LEVELS:
+        raise ConfigError(f"{where}: unknown log level {value!r} (use one of {', '.join(_LEVELS)})")
+    return name
+
+
+def level_number(name: str) -> int:
+    number = logging.getLevelName(name)
+    assert isinstance(number, int), name
+    return number
