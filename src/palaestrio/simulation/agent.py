@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -48,8 +48,15 @@ class MemoryRow(msgspec.Struct, gc=False):
 class Memory:
     """The most recent transitions, oldest first, at most `size_limit` of them."""
 
+    append: Callable[[MemoryRow], None]
+    """Add a row (dropping the oldest when full)."""
+
     def __init__(self, size_limit: int = 10_000) -> None:
-        self._rows: deque[MemoryRow] = deque(maxlen=size_limit)
+        self._use(deque(maxlen=size_limit))
+
+    def _use(self, rows: deque[MemoryRow]) -> None:
+        self._rows = rows
+        self.append = rows.append  # the deque's own method: no Python call per step
 
     @property
     def size_limit(self) -> int:
@@ -58,10 +65,7 @@ class Memory:
 
     @size_limit.setter
     def size_limit(self, limit: int) -> None:
-        self._rows = deque(self._rows, maxlen=limit)
-
-    def append(self, row: MemoryRow) -> None:
-        self._rows.append(row)
+        self._use(deque(self._rows, maxlen=limit))
 
     def tail(self, n: int = 1) -> list[MemoryRow]:
         """The last `n` rows (fewer if the memory holds fewer), oldest first."""

@@ -101,8 +101,10 @@ class DummyMuscle(Muscle):
         self.count_upwards = count_upwards
         self.iter = -1
         self._random: random.Random | None = None
-        self._samplers: dict[str, tuple[int, int] | Callable[[], Any]] = {}
-        self._plan: tuple[list[ActuatorInformation], list[tuple[int, int] | Callable[[], Any]]]
+        self._samplers: dict[str, int | tuple[int, int] | Callable[[], Any]] = {}
+        self._plan: tuple[
+            list[ActuatorInformation], list[int | tuple[int, int] | Callable[[], Any]]
+        ]
         self._plan = ([], [])
 
     def setup(self) -> None:
@@ -116,10 +118,13 @@ class DummyMuscle(Muscle):
             self._plan = (actuators_available, [self._how(a) for a in actuators_available])
         assert self._random is not None
         draw = self._random.random
-        for actuator, how in zip(actuators_available, self._plan[1], strict=True):
-            if type(how) is tuple:  # Discrete(n, start), the common case, kept inline
+        counting, count = self.count_upwards, self.iter
+        for actuator, how in zip(actuators_available, self._plan[1]):  # noqa: B905 (same length)
+            if type(how) is int:  # Discrete(n), the common case, kept inline
+                actuator.value = count % how if counting else int(draw() * how)
+            elif type(how) is tuple:  # Discrete(n, start)
                 n, start = how
-                actuator.value = start + (self.iter % n if self.count_upwards else int(draw() * n))
+                actuator.value = start + (count % n if counting else int(draw() * n))
             else:
                 actuator.value = how()  # type: ignore[operator]
         return actuators_available, self.iter
@@ -127,20 +132,20 @@ class DummyMuscle(Muscle):
     def update(self, update: Any) -> None:
         self.iter = update
 
-    def _how(self, actuator: ActuatorInformation) -> tuple[int, int] | Callable[[], Any]:
-        """How to choose a value for `actuator`: (n, start) of a Discrete space, or a
+    def _how(self, actuator: ActuatorInformation) -> int | tuple[int, int] | Callable[[], Any]:
+        """How to choose a value for `actuator`: n or (n, start) of a Discrete space, or a
         sampling function (kept per actuator uid so the sampler's seed stays put)."""
+        known = self._samplers.get(actuator.uid)
+        if known is not None:
+            return known
         from gymnasium.spaces import Discrete
 
         if self._random is None:
             self._random = random.Random(self.seed)
-        known = self._samplers.get(actuator.uid)
-        if known is not None:
-            return known
         space = actuator.space
-        how: tuple[int, int] | Callable[[], Any]
+        how: int | tuple[int, int] | Callable[[], Any]
         if isinstance(space, Discrete):
-            how = (int(space.n), int(space.start))
+            how = (int(space.n), int(space.start)) if space.start else int(space.n)
         elif space is None:
             how = _nothing
         else:

@@ -21,8 +21,9 @@ from ..experiment.components import environment_arguments, import_class
 from ..records import NullSink, PhaseEnded, PhaseStarted, RecordSink
 from .agent import Mode
 from .errors import ComponentError
+from .slots import AgentSlot, EnvironmentSlot, PhaseContext, SharedBrain
 from .termination import PhaseProgress, TerminationCondition
-from .worker import AgentSlot, EnvironmentSlot, PhaseContext, SharedBrain, Worker
+from .worker import Worker
 
 if TYPE_CHECKING:
     import trio

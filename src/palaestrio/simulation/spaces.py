@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from gymnasium import Space
 
 ValueCheck = Callable[[Any], Any]
-"""Checks a value against a space; returns it as plain data or raises ValueError."""
+"""Checks a value against a space; returns it as plain data or raises ValueError.
+A check for integers in [start, stop) carries `integer_range = (start, stop)`, which
+lets the step loop accept a plain int without calling it."""
 
 _PLAIN_SCALARS = frozenset({int, float, str, bool, type(None)})
 
@@ -106,6 +108,7 @@ def _discrete_check(n: int, start: int, description: str) -> ValueCheck:
             return number
         raise ValueError(f"{value!r} is not in {description}")
 
+    check.integer_range = (start, stop)  # type: ignore[attr-defined]  # the loop's fast path
     return check
 
 

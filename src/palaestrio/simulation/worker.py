@@ -1,172 +1,33 @@
 """One worker of a phase: its own environment instances, muscles and objectives (the
 brains are shared), stepping episode by episode and emitting records.
 
-The step is the hot path: ten actuators and ten sensors must cost microseconds. Hence
-precomputed lookup tables per actuator (owning environment, local id, value check),
-sync/async decided once per method, and plain-data conversion only for values that are
-not already plain.
+`Worker.step` is the hot path: a step of ten sensors and ten actuators must cost a
+few dozen microseconds, so it avoids per-item function calls where it can (tables per
+actuator, an inline range check for integer spaces, C-level `map`/`zip`), decides
+sync/async once per environment, and converts values to plain data only when they are
+not plain already. Objects an environment returns (readings, rewards, their lists)
+are handed on without copying: an environment must not change them afterwards.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..records import EpisodeEnded, EpisodeStarted, MuscleAction, Record, WorldState
-from .agent import Memory, MemoryRow
+from ..records import EpisodeEnded, EpisodeStarted, MuscleAction, WorldState
+from .agent import MemoryRow
 from .environment import Environment, EnvironmentBaseline, EnvironmentState
 from .errors import ComponentError, SensorActuatorMismatchError
 from .information import ActuatorInformation, SensorInformation
+from .slots import ActuatorSlot, AgentSlot, EnvironmentSlot, PhaseContext, call
 from .spaces import ValueCheck, to_plain, value_check
-from .termination import StepOutcome, TerminationCondition
+from .termination import StepOutcome
 
 if TYPE_CHECKING:
     from gymnasium import Space
 
-    from .agent import Brain, Muscle, Objective
-    from .controllers import SimulationController
-    from .environment import EnvironmentStateTransformer
-
 _PLAIN = frozenset({int, float, str, bool, type(None)})
-
-
-class PhaseContext:
-    """What every worker of a phase shares."""
-
-    def __init__(
-        self,
-        phase: int,
-        phase_name: str,
-        emit: Callable[[Record], Any],
-        controller: SimulationController,
-        controller_name: str,
-        episode_conditions: list[tuple[TerminationCondition, str]],
-    ) -> None:
-        self.phase = phase
-        self.phase_name = phase_name
-        self.emit = emit
-        self.controller = controller
-        self.controller_name = controller_name
-        self.episode_conditions = episode_conditions
-
-    def fault(
-        self,
-        component: str,
-        class_name: str,
-        error: BaseException | str,
-        *,
-        worker: int | None = None,
-        episode: int | None = None,
-        step: int | None = None,
-        kind: type[ComponentError] = ComponentError,
-    ) -> ComponentError:
-        """A ComponentError for `component` (raise it `from` the original error)."""
-        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        return kind(
-            text,
-            component=component,
-            class_name=class_name,
-            phase=self.phase,
-            phase_name=self.phase_name,
-            worker=worker,
-            episode=episode,
-            step=step,
-        )
-
-
-class SharedBrain:
-    """An agent's brain and the latest update it gave out (for the other workers)."""
-
-    def __init__(self, brain: Brain, class_name: str) -> None:
-        self.brain = brain
-        self.class_name = class_name
-        self.thinking = brain.thinking
-        self.memory = brain.memory
-        self.latest: Any = None
-        self.version = 0
-
-
-class EnvironmentSlot:
-    """One environment instance of one worker."""
-
-    def __init__(
-        self,
-        environment: Environment,
-        uid: str,
-        class_name: str,
-        transformer: EnvironmentStateTransformer | None,
-    ) -> None:
-        self.environment = environment
-        self.uid = uid
-        self.prefix = uid + "."
-        self.class_name = class_name
-        self.transformer = transformer
-        self.update: Callable[[list[ActuatorInformation]], Any] = environment.update
-        self.update_async = _is_async(environment.update)
-        self.started = False
-
-
-class ActuatorSlot:
-    __slots__ = ("check", "environment", "local_uid", "space")
-
-    def __init__(self, environment: int, local_uid: str, space: Any, check: ValueCheck) -> None:
-        self.environment = environment
-        self.local_uid = local_uid
-        self.space = space
-        self.check = check
-
-
-class AgentSlot:
-    """One agent in one worker."""
-
-    def __init__(
-        self,
-        name: str,
-        muscle: Muscle,
-        muscle_class: str,
-        objective: Objective,
-        objective_class: str,
-        brain: SharedBrain,
-        sensor_ids: list[str],
-        actuator_ids: list[str],
-        muscle_id: str,
-    ) -> None:
-        self.name = name
-        self.muscle = muscle
-        self.muscle_class = muscle_class
-        self.objective = objective
-        self.objective_class = objective_class
-        self.brain = brain
-        self.sensor_ids = sensor_ids
-        self.actuator_ids = actuator_ids
-        self.muscle_id = muscle_id
-        self.memory: Memory = muscle.memory
-        self.propose = muscle.propose_actions
-        self.internal_reward = objective.internal_reward
-        self.actuators: list[ActuatorInformation] = []
-        self.table: dict[str, ActuatorSlot] = {}
-        self.brain_version = 0
-        self.data_for_brain: Any = None
-        self.acted = False
-        # this step's transition
-        self.sensors_now: list[SensorInformation] = []
-        self.setpoints_now: list[ActuatorInformation] = []
-        self.seen: dict[str, Any] = {}
-        self.chosen: dict[str, Any] = {}
-
-
-def _is_async(method: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(method)
-
-
-async def _call(method: Callable[..., Any], *args: Any) -> Any:
-    """Call a component method that may be sync or async."""
-    result = method(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+_SETPOINT_ERRORS = (AttributeError, KeyError, TypeError, ValueError)
 
 
 class Worker:
@@ -190,8 +51,11 @@ class Worker:
         self.step_index = 0
         self.running = False
         self.readings: dict[str, SensorInformation] = {}
+        """Latest reading per sensor id, as agents see it (full uid)."""
         self.plain: dict[str, Any] = {}
+        """Latest reading per sensor id, as plain data for the records."""
         self._checks: dict[int, tuple[Space[Any] | None, ValueCheck]] = {}
+        self._everyone = tuple(range(len(agents)))
 
     def _fault(self, component: str, class_name: str, error: BaseException | str) -> ComponentError:
         return self.context.fault(
@@ -206,40 +70,33 @@ class Worker:
     # episode boundaries ------------------------------------------------------------
 
     async def start_episode(self) -> None:
-        """Start (first episode) or reset the environments, check the agents' ids, and
-        emit EpisodeStarted."""
+        """Start (first episode) or reset the environments, check that they offer every
+        id the agents name, and emit EpisodeStarted."""
         self.episode = self.episodes_started
         if self.episodes_started:
             for agent in self.agents:
                 try:
                     agent.muscle.reset()
                 except Exception as error:
-                    raise self._fault(
-                        f"muscle of agent {agent.name!r}", agent.muscle_class, error
-                    ) from error
+                    label = f"muscle of agent {agent.name!r}"
+                    raise self._fault(label, agent.muscle_class, error) from error
         readings: dict[str, SensorInformation] = {}
         plain: dict[str, Any] = {}
         offered: dict[str, tuple[int, ActuatorInformation]] = {}
         for position, slot in enumerate(self.environments):
             baseline = await self._start(slot)
+            full_ids = slot.full_ids
             for sensor in baseline.sensors_available:
-                full = slot.prefix + str(sensor.uid)
+                full = full_ids.get(sensor.uid) or self._full_id(slot, sensor.uid)
                 if full in readings:
-                    raise self._fault(
-                        f"environment {slot.uid!r}",
-                        slot.class_name,
-                        f"sensor id {full!r} is offered twice",
-                    )
-                readings[full] = SensorInformation(sensor.value, sensor.space, full)
-                plain[full] = self._plain(slot, full, sensor.value)
+                    raise self._offered_twice(slot, "sensor", full)
+                value = sensor.value
+                readings[full] = SensorInformation(value, sensor.space, full)
+                plain[full] = value if type(value) in _PLAIN else self._plain(slot, full, value)
             for actuator in baseline.actuators_available:
-                full = slot.prefix + str(actuator.uid)
+                full = full_ids.get(actuator.uid) or self._full_id(slot, actuator.uid)
                 if full in offered:
-                    raise self._fault(
-                        f"environment {slot.uid!r}",
-                        slot.class_name,
-                        f"actuator id {full!r} is offered twice",
-                    )
+                    raise self._offered_twice(slot, "actuator", full)
                 offered[full] = (position, actuator)
         for agent in self.agents:
             self._connect(agent, readings, offered)
@@ -257,23 +114,34 @@ class Worker:
         try:
             if not slot.started:
                 slot.started = True
-                baseline = await _call(environment.start_environment)
+                baseline = await call(environment.start_environment)
             elif type(environment).reset is not Environment.reset:
-                baseline = await _call(environment.reset)
+                baseline = await call(environment.reset)
             else:
-                await _call(environment.shutdown)
-                baseline = await _call(environment.start_environment)
+                await call(environment.shutdown)
+                baseline = await call(environment.start_environment)
         except Exception as error:
             raise self._fault(label, slot.class_name, error) from error
         if isinstance(baseline, tuple) and len(baseline) == 2:  # palaestrAI's older form
             baseline = EnvironmentBaseline(list(baseline[0]), list(baseline[1]))
         if not isinstance(baseline, EnvironmentBaseline):
-            raise self._fault(
-                label,
-                slot.class_name,
-                f"start returned {baseline!r}; expected an EnvironmentBaseline",
-            )
+            message = f"start returned {baseline!r}; expected an EnvironmentBaseline"
+            raise self._fault(label, slot.class_name, message)
         return baseline
+
+    def _full_id(self, slot: EnvironmentSlot, local: Any) -> str:
+        full = slot.full_ids.get(local)
+        if full is None:
+            if local is None:
+                message = "a sensor, actuator or reward has no uid"
+                raise self._fault(f"environment {slot.uid!r}", slot.class_name, message)
+            full = slot.full_ids[local] = slot.prefix + str(local)
+        return full
+
+    def _offered_twice(self, slot: EnvironmentSlot, what: str, full: str) -> ComponentError:
+        return self._fault(
+            f"environment {slot.uid!r}", slot.class_name, f"{what} id {full!r} is offered twice"
+        )
 
     def _connect(
         self,
@@ -285,35 +153,46 @@ class Worker:
         missing_sensors = [uid for uid in agent.sensor_ids if uid not in readings]
         missing_actuators = [uid for uid in agent.actuator_ids if uid not in offered]
         if missing_sensors or missing_actuators:
-            lines = []
+            problems = []
             if missing_sensors:
-                lines.append(
-                    f"sensors {missing_sensors} do not exist; sensors offered: {sorted(readings)}"
+                problems.append(
+                    f"sensors {missing_sensors} do not exist; "
+                    f"the environments offer sensors {sorted(readings)}"
                 )
             if missing_actuators:
-                lines.append(
+                problems.append(
                     f"actuators {missing_actuators} do not exist; "
-                    f"actuators offered: {sorted(offered)}"
+                    f"the environments offer actuators {sorted(offered)}"
                 )
             raise self.context.fault(
                 f"agent {agent.name!r}",
                 agent.muscle_class,
-                "; ".join(lines),
+                "; ".join(problems),
                 worker=self.index,
                 episode=self.episode,
                 kind=SensorActuatorMismatchError,
             )
+        table = agent.table
+        if table and all(
+            table[full].space is offered[full][1].space
+            and table[full].environment == offered[full][0]
+            and table[full].local_uid == str(offered[full][1].uid)
+            for full in agent.actuator_ids
+        ):
+            # Same actuators as last episode: keep the objects, restore the start values.
+            for actuator in agent.actuators:
+                actuator.value = offered[actuator.uid][1].value
+            return
         agent.actuators = []
         agent.table = {}
         for full in agent.actuator_ids:
             position, actuator = offered[full]
-            agent.actuators.append(ActuatorInformation(actuator.value, actuator.space, full))
-            agent.table[full] = ActuatorSlot(
-                position, str(actuator.uid), actuator.space, self._check(actuator.space)
-            )
+            space = actuator.space
+            agent.actuators.append(ActuatorInformation(actuator.value, space, full))
+            agent.table[full] = ActuatorSlot(position, str(actuator.uid), space, self._check(space))
 
     def _check(self, space: Space[Any] | None) -> ValueCheck:
-        # Keyed by identity; the space is kept in the entry so its id cannot be reused.
+        # Keyed by identity; the entry holds the space, so its id cannot be reused.
         cached = self._checks.get(id(space))
         if cached is None or cached[0] is not space:
             cached = (space, value_check(space))
@@ -342,7 +221,8 @@ class Worker:
         try:
             update = shared.thinking(agent.muscle_id, agent.data_for_brain)
         except Exception as error:
-            raise self._fault(f"brain of agent {agent.name!r}", shared.class_name, error) from error
+            label = f"brain of agent {agent.name!r}"
+            raise self._fault(label, shared.class_name, error) from error
         if update is None:
             if agent.brain_version == shared.version:
                 return
@@ -354,22 +234,16 @@ class Worker:
         try:
             agent.muscle.update(update)
         except Exception as error:
-            raise self._fault(
-                f"muscle of agent {agent.name!r}", agent.muscle_class, error
-            ) from error
+            label = f"muscle of agent {agent.name!r}"
+            raise self._fault(label, agent.muscle_class, error) from error
 
-    def _act(
-        self,
-        agent: AgentSlot,
-        batches: list[list[ActuatorInformation]],
-        applied: list[dict[str, Any]],
-    ) -> None:
-        """The agent thinks, proposes, and its setpoints are checked and routed."""
+    def _act(self, agent: AgentSlot, batches: list[list[ActuatorInformation]]) -> None:
+        """The agent thinks and proposes; its setpoints are checked and routed."""
         self._think(agent)
         ids = agent.sensor_ids
         sensors = list(map(self.readings.__getitem__, ids))
-        agent.seen = dict(zip(ids, map(self.plain.__getitem__, ids), strict=True))
-        setpoints: list[ActuatorInformation]
+        plain = self.plain
+        agent.seen = {uid: plain[uid] for uid in ids}
         try:
             proposal: Any = agent.propose(sensors, agent.actuators)
             if type(proposal) is tuple:
@@ -377,9 +251,8 @@ class Worker:
             else:
                 setpoints, agent.data_for_brain = proposal, None
         except Exception as error:
-            raise self._fault(
-                f"muscle of agent {agent.name!r}", agent.muscle_class, error
-            ) from error
+            label = f"muscle of agent {agent.name!r}"
+            raise self._fault(label, agent.muscle_class, error) from error
         table = agent.table
         chosen: dict[str, Any] = {}
         copies: list[ActuatorInformation] = []
@@ -388,14 +261,16 @@ class Worker:
                 uid = setpoint.uid
                 slot = table[uid]
                 value = setpoint.value
-                checked = slot.check(value)
-            except (AttributeError, KeyError, TypeError, ValueError) as error:
+                if type(value) is int and slot.low <= value < slot.high:
+                    checked = value
+                else:
+                    checked = slot.check(value)
+            except _SETPOINT_ERRORS as error:
                 raise self._setpoint_fault(agent, setpoint, error) from None
-            position = slot.environment
-            batches[position].append(ActuatorInformation(value, slot.space, slot.local_uid))
-            copies.append(ActuatorInformation(value, slot.space, uid))
+            space = slot.space
+            batches[slot.environment].append(ActuatorInformation(value, space, slot.local_uid))
+            copies.append(ActuatorInformation(value, space, uid))
             chosen[uid] = checked
-            applied[position][uid] = checked
         agent.sensors_now = sensors
         agent.setpoints_now = copies
         agent.chosen = chosen
@@ -415,14 +290,15 @@ class Worker:
         step = self.step_index
         agents = self.agents
         try:
-            acting = [agents[i] for i in context.controller.acting_agents(step, len(agents))]
+            indices = context.controller.acting_agents(step, len(agents))
+            acting = agents if indices == self._everyone else [agents[i] for i in indices]
         except Exception as error:
             raise self._fault("simulation controller", context.controller_name, error) from error
         environments = self.environments
         batches: list[list[ActuatorInformation]] = [[] for _ in environments]
-        applied: list[dict[str, Any]] = [{} for _ in environments]
         for agent in acting:
-            self._act(agent, batches, applied)
+            self._act(agent, batches)
+        applied = self._applied(acting)
 
         walltime = time.time()
         readings, plain = self.readings, self.plain
@@ -432,36 +308,37 @@ class Worker:
         done = False
         for position, slot in enumerate(environments):
             try:
+                state = slot.update(batches[position])
                 if slot.update_async:
-                    state = await slot.update(batches[position])
-                else:
-                    state = slot.update(batches[position])
+                    state = await state
                 if slot.transformer is not None:
                     state = slot.transformer(state)
             except Exception as error:
                 raise self._fault(f"environment {slot.uid!r}", slot.class_name, error) from error
             if type(state) is not EnvironmentState:
                 state = self._legacy_state(slot, state)
-            prefix = slot.prefix
+            full_ids = slot.full_ids
             sensor_values: dict[str, Any] = {}
             for reading in state.sensor_information:
-                local = reading.uid
-                full = prefix + local if type(local) is str else prefix + str(local)
+                full = full_ids.get(reading.uid) or self._full_id(slot, reading.uid)
                 value = reading.value
-                if type(value) not in _PLAIN:
-                    value = self._plain(slot, full, value)
-                readings[full] = SensorInformation(reading.value, reading.space, full)
-                plain[full] = value
-                sensor_values[full] = value
+                readings[full] = SensorInformation(value, reading.space, full)
+                sensor_values[full] = (
+                    value if type(value) in _PLAIN else self._plain(slot, full, value)
+                )
+            plain.update(sensor_values)
             env_rewards: dict[str, Any] = {}
             for reward in state.rewards:
+                full = full_ids.get(reward.uid) or self._full_id(slot, reward.uid)
                 value = reward.value
-                full = prefix + str(reward.uid)
                 env_rewards[full] = (
                     value if type(value) in _PLAIN else self._plain(slot, full, value)
                 )
-            rewards.extend(state.rewards)
-            reward_values.update(env_rewards)
+            if rewards:
+                rewards = rewards + state.rewards
+                reward_values = {**reward_values, **env_rewards}
+            else:
+                rewards, reward_values = state.rewards, env_rewards
             env_done = bool(state.done)
             done = done or env_done
             simtime = (
@@ -474,41 +351,58 @@ class Worker:
                 )
             )  # fmt: skip
 
-        rows = [self._remember(agent, rewards, done) for agent in acting]
+        rows = []
+        for agent in acting:
+            row = MemoryRow(agent.muscle_id, agent.sensors_now, agent.setpoints_now, rewards, done)
+            memory = agent.memory
+            memory.append(row)
+            try:
+                objective: Any = agent.internal_reward(memory)
+                if type(objective) is not float:
+                    objective = _as_float(objective)
+            except Exception as error:
+                label = f"objective of agent {agent.name!r}"
+                raise self._fault(label, agent.objective_class, error) from error
+            row.objective = objective
+            agent.brain.memory.append(row)
+            rows.append(row)
         if context.episode_conditions and not done:
             done = self._conditions_end_episode(step, world, rewards, acting, rows)
             if done:
                 for row in rows:
                     row.done = True
+
         emit = context.emit
         for record in world:
             await emit(record)
-        for agent, row in zip(acting, rows, strict=True):
+        index, episode, phase = self.index, self.episode, context.phase
+        for position, agent in enumerate(acting):
+            objective = rows[position].objective
+            assert objective is not None
             await emit(
                 MuscleAction(
-                    context.phase, self.index, self.episode, step, agent.name, agent.seen,
-                    agent.chosen, reward_values, row.objective or 0.0, done, walltime,
+                    phase, index, episode, step, agent.name, agent.seen, agent.chosen,
+                    reward_values, objective, done, walltime,
                 )
             )  # fmt: skip
         self.step_index = step + 1
         self.steps_total += 1
         return done
 
-    def _remember(self, agent: AgentSlot, rewards: list[Any], done: bool) -> MemoryRow:
-        row = MemoryRow(agent.muscle_id, agent.sensors_now, agent.setpoints_now, rewards, done)
-        memory = agent.memory
-        memory.append(row)
-        try:
-            objective = agent.internal_reward(memory)
-            if type(objective) is not float:
-                objective = _as_float(objective)
-        except Exception as error:
-            raise self._fault(
-                f"objective of agent {agent.name!r}", agent.objective_class, error
-            ) from error
-        row.objective = objective
-        agent.brain.memory.append(row)
-        return row
+    def _applied(self, acting: list[AgentSlot]) -> list[dict[str, Any]]:
+        """The setpoints of this step per environment (for WorldState.setpoints)."""
+        if len(self.environments) == 1:
+            if len(acting) == 1:
+                return [acting[0].chosen]
+            merged: dict[str, Any] = {}
+            for agent in acting:
+                merged.update(agent.chosen)
+            return [merged]
+        applied: list[dict[str, Any]] = [{} for _ in self.environments]
+        for agent in acting:
+            for uid, value in agent.chosen.items():
+                applied[agent.table[uid].environment][uid] = value
+        return applied
 
     def _conditions_end_episode(
         self,
@@ -539,19 +433,15 @@ class Worker:
             return state
         if isinstance(state, tuple) and len(state) == 3:  # palaestrAI's older form
             return EnvironmentState(list(state[0]), list(state[1]), bool(state[2]))
-        raise self._fault(
-            f"environment {slot.uid!r}",
-            slot.class_name,
-            f"update returned {state!r}; expected an EnvironmentState",
-        )
+        message = f"update returned {state!r}; expected an EnvironmentState"
+        raise self._fault(f"environment {slot.uid!r}", slot.class_name, message)
 
     def _plain(self, slot: EnvironmentSlot, what: str, value: Any) -> Any:
         try:
             return to_plain(value)
         except TypeError as error:
-            raise self._fault(
-                f"environment {slot.uid!r}", slot.class_name, f"{what}: {error}"
-            ) from None
+            label = f"environment {slot.uid!r}"
+            raise self._fault(label, slot.class_name, f"{what}: {error}") from None
 
     # the end -------------------------------------------------------------------------
 
@@ -561,12 +451,13 @@ class Worker:
             try:
                 agent.muscle.teardown()
             except Exception as error:
-                failure = self._fault(f"muscle of agent {agent.name!r}", agent.muscle_class, error)
+                label = f"muscle of agent {agent.name!r}"
+                failure = self._fault(label, agent.muscle_class, error)
                 failure.__cause__ = error
                 errors.append(failure)
         for slot in self.environments:
             try:
-                await _call(slot.environment.shutdown)
+                await call(slot.environment.shutdown)
             except Exception as error:
                 failure = self._fault(f"environment {slot.uid!r}", slot.class_name, error)
                 failure.__cause__ = error
@@ -574,8 +465,8 @@ class Worker:
 
 
 def _as_float(value: Any) -> float:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool | str) or value is None:
         raise TypeError(f"internal_reward returned {value!r}; expected a number")
-    if getattr(value, "size", None) == 1:  # numpy scalar or one-element array
-        return float(value.reshape(-1)[0]) if hasattr(value, "reshape") else float(value)
+    if getattr(value, "size", None) == 1 and hasattr(value, "reshape"):  # numpy
+        return float(value.reshape(-1)[0])
     return float(value)
