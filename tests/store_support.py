@@ -111,6 +111,11 @@ class PostgresServer:
                 self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def restart(self) -> None:
+        """Stops the server (dropping every connection) and starts it again."""
+        pg_ctl = str(self.bindir / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "restart")
+
     def uri(self, database: str | None = None) -> str:
         """A URI for `database` (default: a fresh name) on this server."""
         name = database or f"t_{uuid.uuid4().hex[:12]}"

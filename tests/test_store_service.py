@@ -22,13 +22,20 @@ from palaestrio.mdp import broker
 from palaestrio.mdp.client import Client, open_client
 from palaestrio.records import EpisodeStarted, Record
 from palaestrio.store import service as store_service
-from palaestrio.store.engine import open_database
+from palaestrio.store.engine import create_database, open_database
 from palaestrio.store.errors import StoreError, StoreRejected
 from palaestrio.store.messages import Finished, Running
 from palaestrio.store.queries import list_runs
 from palaestrio.store.sender import StoreSink, open_store_sink, send_status
 from palaestrio.store.writer import StoreWriter
-from store_support import count, phase_started, run_records, scheduled, step_records
+from store_support import (
+    PostgresServer,
+    count,
+    phase_started,
+    run_records,
+    scheduled,
+    step_records,
+)
 
 pytest_plugins = ["pg"]
 
@@ -180,6 +187,48 @@ async def test_emit_waits_while_too_much_is_unacknowledged(store_database: str) 
         assert sink.acknowledged == len(records)
     assert count(engine, "world_states") == 100
     await store.service.aclose()
+
+
+async def test_aclose_flushes_and_closes(store_database: str) -> None:
+    engine = open_database(store_database, immediate=True)
+    store = HeldUpStore(store_service.StoreService(StoreWriter(engine)))
+    store.gate.set()
+    await send_status(store, scheduled("i-1"))
+    records = list(run_records(episodes=1, steps=30))
+    with trio.fail_after(30):
+        async with open_store_sink(store, "i-1", linger=30) as sink:
+            await emit_all(sink, records)
+            await sink.aclose()
+            assert sink.acknowledged == len(records)
+            with pytest.raises(StoreError, match="store sink of run instance 'i-1' is closed"):
+                await sink.emit(records[0])
+    assert count(engine, "world_states") == 30
+    await store.service.aclose()
+
+
+@pytest.mark.postgres
+async def test_the_sender_waits_out_a_database_restart(
+    postgres_server: PostgresServer,
+) -> None:
+    """The store answers 'retryable' while PostgreSQL restarts; the sender tries again."""
+    uri = postgres_server.uri()
+    create_database(uri)
+    records = list(run_records(workers=1, episodes=3, steps=200))
+    with trio.fail_after(60):
+        async with store_client(uri) as client:
+            await send_status(client, scheduled("i-1"))
+            async with open_store_sink(client, "i-1", max_batch=100, retry_after=2.0) as sink:
+                half = len(records) // 2
+                await emit_all(sink, records[:half])
+                await sink.flush()
+                await trio.to_thread.run_sync(postgres_server.restart)
+                await emit_all(sink, records[half:])
+            assert sink.acknowledged == len(records)
+    engine = open_database(uri)
+    try:
+        assert count(engine, "world_states") == 3 * 200
+    finally:
+        engine.dispose()
 
 
 async def test_batches_grow_under_load(store_database: str) -> None:

@@ -173,7 +173,7 @@ class StoreSink:
 
     async def flush(self) -> None:
         """Returns when every record emitted so far is acknowledged."""
-        self._check()
+        self._check_error()
         await self._drain()
 
     async def status(self, event: StatusEvent) -> str:
@@ -189,12 +189,15 @@ class StoreSink:
         self._scope.cancel()
 
     def _check(self) -> None:
+        self._check_error()
+        if self._closed:
+            raise StoreError(f"the store sink of run instance {self.instance_uid!r} is closed")
+
+    def _check_error(self) -> None:
         if self._error is not None:
             raise StoreError(
                 f"records of run instance {self.instance_uid!r} cannot be stored: {self._error}"
             ) from self._error
-        if self._closed:
-            raise StoreError(f"the store sink of run instance {self.instance_uid!r} is closed")
 
     def _notify(self) -> None:
         self._changed.set()
