@@ -160,7 +160,11 @@ def binding_problem(cls: type[Any], params: dict[str, Any], given: dict[str, Any
     try:
         signature.bind(**given, **params)
     except TypeError as error:
-        return f"params do not fit {cls.__qualname__}{signature}: {error}"
+        shown = ", ".join(
+            str(parameter.replace(annotation=parameter.empty))
+            for parameter in signature.parameters.values()
+        )
+        return f"params do not fit {cls.__qualname__}({shown}): {error}"
     return None
 
 

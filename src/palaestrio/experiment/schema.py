@@ -287,8 +287,7 @@ def _phase(node: Node, name: str, index: int, check: _Check) -> PhaseSpec | None
     if fields is None or not fields.keys() >= _PHASE_KEYS:
         return None
     environments = _environments(fields["environments"], check)
-    uids = [environment.uid for environment in environments or []]
-    agents = _agents(fields["agents"], uids, name, check)
+    agents = _agents(fields["agents"], _written_uids(fields["environments"]), name, check)
     simulation = _simulation(fields["simulation"], check)
     config = _phase_config(fields["phase_config"], hint, check)
     if environments is None or agents is None or simulation is None or config is None:
@@ -342,6 +341,21 @@ def _environments(node: Node, check: _Check) -> list[EnvironmentSpec] | None:
     return specs if complete else None
 
 
+def _written_uids(node: Node) -> list[str] | None:
+    """The environment uids as written, even where the rest of an entry is broken
+    (None if the list itself is unusable: then agents' ids are not checked)."""
+    if not isinstance(node.value, list):
+        return None
+    uids = []
+    for entry in node.value:
+        environment = entry.value.get("environment") if isinstance(entry.value, dict) else None
+        if environment is not None and isinstance(environment.value, dict):
+            uid = environment.value.get("uid")
+            if uid is not None and isinstance(uid.value, str) and uid.value:
+                uids.append(uid.value)
+    return uids
+
+
 def _optional_component(
     fields: dict[str, Node], key: str, kind: str, check: _Check
 ) -> ComponentSpec | bool | None:
@@ -353,7 +367,7 @@ def _optional_component(
 
 
 def _agents(
-    node: Node, environment_uids: list[str], phase: str, check: _Check
+    node: Node, environment_uids: list[str] | None, phase: str, check: _Check
 ) -> list[AgentSpec] | None:
     entries = _list(node, check)
     if entries is None:
@@ -391,7 +405,7 @@ def _agents(
 
 
 def _ids(
-    node: Node, what: str, environment_uids: list[str], phase: str, check: _Check
+    node: Node, what: str, environment_uids: list[str] | None, phase: str, check: _Check
 ) -> list[str] | None:
     entries = _list(node, check, non_empty=False)
     if entries is None:
@@ -403,7 +417,9 @@ def _ids(
             continue
         if value in ids:
             check.at(entry, f"{what} {value!r} is listed twice")
-        elif not any(value.startswith(uid + ".") for uid in environment_uids):
+        elif environment_uids is not None and not any(
+            value.startswith(uid + ".") for uid in environment_uids
+        ):
             check.at(
                 entry,
                 f"{what} {value!r} belongs to no environment of phase {phase!r}; ids are "
