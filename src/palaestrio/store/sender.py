@@ -212,9 +212,13 @@ class StoreSink:
                     async with self._send_lock:
                         await self._send_next()
             except Exception as error:
-                self._error = error
-                self._notify()
-                log.error("store sink of run instance %r failed: %s", self.instance_uid, error)
+                self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+            self._notify()
+            log.error("store sink of run instance %r failed: %s", self.instance_uid, error)
 
     async def _wait_for_batch(self) -> None:
         while not self._pending and self._in_flight is None:
@@ -247,7 +251,11 @@ class StoreSink:
             self._sequence += 1
             self._in_flight = RecordBatch(self.instance_uid, self._sequence, records)
         batch = self._in_flight
-        await deliver(self._client, batch, retry_after=self._retry_after)
+        try:
+            await deliver(self._client, batch, retry_after=self._retry_after)
+        except Exception as error:
+            self._fail(error)
+            raise
         self._in_flight = None
         self._acknowledged += len(batch.records)
         self._notify()

@@ -420,6 +420,11 @@ class StoreWriter:
             .where(instances.c.id == row.id, instances.c.status == row.status)
             .values(**values)
         )
+        if status in schema.TERMINAL_STATUSES:
+            # Few records follow the end of a run: keep the caches to the live runs.
+            self._instances.pop(event.instance_uid, None)
+            for key in [key for key in self._phases if key[0] == row.id]:
+                del self._phases[key]
         return status
 
     def _schedule(self, connection: sa.Connection, event: Scheduled) -> str:
