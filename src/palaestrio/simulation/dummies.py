@@ -101,7 +101,7 @@ class DummyMuscle(Muscle):
         self.count_upwards = count_upwards
         self.iter = -1
         self._random: random.Random | None = None
-        self._samplers: dict[str, int | tuple[int, int] | Callable[[], Any]] = {}
+        self._samplers: dict[str, tuple[Any, int | tuple[int, int] | Callable[[], Any]]] = {}
         self._plan: tuple[
             list[ActuatorInformation], list[int | tuple[int, int] | Callable[[], Any]]
         ]
@@ -134,15 +134,16 @@ class DummyMuscle(Muscle):
 
     def _how(self, actuator: ActuatorInformation) -> int | tuple[int, int] | Callable[[], Any]:
         """How to choose a value for `actuator`: n or (n, start) of a Discrete space, or a
-        sampling function (kept per actuator uid so the sampler's seed stays put)."""
+        sampling function (kept per actuator uid and space, so a sampler's random
+        sequence continues across episodes)."""
+        space = actuator.space
         known = self._samplers.get(actuator.uid)
-        if known is not None:
-            return known
+        if known is not None and (known[0] is space or known[0] == space):
+            return known[1]
         from gymnasium.spaces import Discrete
 
         if self._random is None:
             self._random = random.Random(self.seed)
-        space = actuator.space
         how: int | tuple[int, int] | Callable[[], Any]
         if isinstance(space, Discrete):
             how = (int(space.n), int(space.start)) if space.start else int(space.n)
@@ -155,7 +156,7 @@ class DummyMuscle(Muscle):
             own = copy.deepcopy(space)
             own.seed(self._random.randrange(2**32))
             how = own.sample
-        self._samplers[actuator.uid] = how
+        self._samplers[actuator.uid] = (space, how)
         return how
 
 
