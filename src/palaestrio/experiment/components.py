@@ -7,7 +7,6 @@ classes are refused with a hint to port them (palaestrAI itself is never importe
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import re
@@ -105,6 +104,8 @@ def import_class(name: str) -> type[Any]:
     owner = module_name
     for attribute in attribute_path.split("."):
         if not hasattr(target, attribute):
+            import difflib  # only here: importing it costs more than a valid file's check
+
             hint = difflib.get_close_matches(attribute, dir(target), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ComponentNameError(f"{owner!r} has no class {attribute!r}{suggestion}")
