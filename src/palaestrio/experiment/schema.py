@@ -330,14 +330,14 @@ def _environments(node: Node, check: _Check) -> list[EnvironmentSpec] | None:
             if uid in places:
                 check.at(uid_node, f"environment uid {uid!r} is already used at {places[uid]}")
             places.setdefault(uid, uid_node.place)
-        reward = _optional_component(fields, "reward", "reward", check)
-        transformer = _optional_component(fields, "state_transformer", "state transformer", check)
-        if found is None or uid is None or reward is False or transformer is False:
+        reward_ok, reward = _optional_component(fields, "reward", "reward", check)
+        transformer_ok, transformer = _optional_component(
+            fields, "state_transformer", "state transformer", check
+        )
+        if found is None or uid is None or not (reward_ok and transformer_ok):
             complete = False
             continue
-        specs.append(
-            EnvironmentSpec(uid, found[0], reward or None, transformer or None)  # type: ignore[arg-type]
-        )
+        specs.append(EnvironmentSpec(uid, found[0], reward, transformer))
     return specs if complete else None
 
 
@@ -358,12 +358,12 @@ def _written_uids(node: Node) -> list[str] | None:
 
 def _optional_component(
     fields: dict[str, Node], key: str, kind: str, check: _Check
-) -> ComponentSpec | bool | None:
-    """The spec under `key`, None if absent, False if broken."""
+) -> tuple[bool, ComponentSpec | None]:
+    """Whether the component under `key` is fine (or absent), and its spec."""
     if key not in fields:
-        return None
+        return True, None
     found = _component(fields[key], check, kind)
-    return found[0] if found else False
+    return found is not None, found[0] if found else None
 
 
 def _agents(

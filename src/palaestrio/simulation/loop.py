@@ -67,14 +67,12 @@ async def run_in_process(
 
     A component that fails raises `ComponentError` (see there).
     """
-    import trio
-
     phases = episodes = steps = 0
     for index, phase in enumerate(run.phases):
         if stop is not None and stop.is_set():
             return RunSummary(phases, episodes, steps, stopped=True)
         phase_run = _PhaseRun(run, index, phase, sink)
-        stopped = await phase_run.execute(stop, yield_interval, trio)
+        stopped = await phase_run.execute(stop, yield_interval)
         phases += 1
         episodes += sum(worker.episodes_started for worker in phase_run.workers)
         steps += sum(worker.steps_total for worker in phase_run.workers)
@@ -126,7 +124,9 @@ class _PhaseRun:
         except Exception as error:
             raise self._fault(label, spec.name, error) from error
 
-    async def execute(self, stop: trio.Event | None, yield_interval: float, trio: Any) -> bool:
+    async def execute(self, stop: trio.Event | None, yield_interval: float) -> bool:
+        import trio  # here, not at the top: validating a file must not load trio
+
         phase = self.phase
         await self.sink.emit(
             PhaseStarted(
@@ -141,7 +141,7 @@ class _PhaseRun:
                 if worker.index == 0:
                     self._set_up_brains(worker)
                 self._set_up_muscles(worker)
-            stopped = await self._loop(stop, yield_interval, trio)
+            stopped = await self._loop(stop, yield_interval)
         except BaseException as failure:
             with trio.move_on_after(CLEANUP_GRACE, shield=True):
                 errors = await self._close()
@@ -227,9 +227,10 @@ class _PhaseRun:
                     f"muscle of agent {agent.name!r}", agent.muscle_class, error
                 ) from error
 
-    async def _loop(self, stop: trio.Event | None, yield_interval: float, trio: Any) -> bool:
+    async def _loop(self, stop: trio.Event | None, yield_interval: float) -> bool:
         """Step the workers in turn until every one ran its episodes; True if stopped."""
-        checkpoint = trio.lowlevel.checkpoint
+        from trio.lowlevel import checkpoint
+
         clock = time.perf_counter
         episodes = self.phase.episodes
         active = list(self.workers)
@@ -250,7 +251,7 @@ class _PhaseRun:
                 if clock() - last_yield >= yield_interval:
                     await checkpoint()
                     last_yield = clock()
-                if stop is not None and stop.is_set():
+                if stop is not None and stop.is_set() and active:
                     for other in active:
                         if other.running:
                             await other.end_episode(final_thinking=False)
