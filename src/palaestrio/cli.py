@@ -15,31 +15,28 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import msgspec
-import trio
-import zmq
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from palaestrio import __version__
 from palaestrio.config import DEFAULT_TEXT, ConfigError, RuntimeConfig, load_runtime_config
-from palaestrio.executor import (
-    Executor,
-    ExecutorError,
-    ExecutorState,
-    ExperimentRunRuntimeInformation,
-)
 from palaestrio.experiment import ExperimentFileError, ExperimentRun, load_experiment_runs
 from palaestrio.live import LiveProgress, PlainProgress, Progress, format_seconds, logging_to
-from palaestrio.store import StoreError
+from palaestrio.store.errors import StoreError
+
+# The executor (with SQLAlchemy, pyzmq) loads only when runs start: reporting a broken
+# experiment file or listing runs should not wait for it.
+if TYPE_CHECKING:
+    from palaestrio.executor import ExecutorState, ExperimentRunRuntimeInformation
 
 EXIT_FAILED = 1
 EXIT_NOTHING_RUN = 2
-EXIT_CODES = {ExecutorState.SIGINT: 130, ExecutorState.SIGTERM: 143}
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 DEFAULT_BROKER_BIND = "tcp://127.0.0.1:5555"
 
@@ -52,7 +49,12 @@ class PalaestrioCommandError(click.ClickException):
     exit_code = EXIT_NOTHING_RUN
 
 
-_EXPECTED_ERRORS = (ConfigError, ExperimentFileError, StoreError, ExecutorError, zmq.ZMQError)
+def _is_expected(error: BaseException) -> bool:
+    """Errors that come from what the user gave (files, configuration, URIs)."""
+    if isinstance(error, ConfigError | ExperimentFileError | StoreError):
+        return True
+    zmq = sys.modules.get("zmq")  # a bad broker endpoint; zmq is loaded if it was used
+    return zmq is not None and isinstance(error, zmq.ZMQError)
 
 
 @dataclasses.dataclass
@@ -80,8 +82,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except _EXPECTED_ERRORS as error:
-            if isinstance(ctx.obj, Options) and ctx.obj.debug:
+        except Exception as error:
+            if not _is_expected(error) or (isinstance(ctx.obj, Options) and ctx.obj.debug):
                 raise
             raise PalaestrioCommandError(_describe(error)) from None
         except KeyboardInterrupt:
@@ -90,7 +92,7 @@ class _Group(click.Group):
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, zmq.ZMQError):
+    if type(error).__module__.startswith("zmq"):
         return f"broker: {error}"
     return str(error)
 
@@ -157,20 +159,24 @@ def experiment_start(
     console = _stdout_console()
     live = console.is_terminal and not plain
     view: Progress = LiveProgress(console) if live else PlainProgress(sys.stdout)
+    import trio
+
     with logging_to(config.logging, options.level(), console if live else None):
         governor_level = logging.getLevelName(
             logging.getLogger("palaestrio.governor").getEffectiveLevel()
         )
         state, infos = trio.run(_execute, runs, config, view, governor_level)
     _print_summary(console, config.store_uri, infos)
-    if state in EXIT_CODES:
-        ctx.exit(EXIT_CODES[state])
+    if state.name in EXIT_CODES:
+        ctx.exit(EXIT_CODES[state.name])
     ctx.exit(0 if all(info.status == "finished" for info in infos) else EXIT_FAILED)
 
 
 async def _execute(
     runs: list[ExperimentRun], config: RuntimeConfig, view: Progress, governor_level: str
 ) -> tuple[ExecutorState, list[ExperimentRunRuntimeInformation]]:
+    from palaestrio.executor import Executor
+
     executor = Executor(
         config.parallel_runs,
         store_uri=config.store_uri,
@@ -223,7 +229,7 @@ def _print_summary(
             engine.dispose()
     except StoreError as error:
         log.warning("cannot read the runs back from the store: %s", error)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = _table()
     table.add_column("run", min_width=10)
     table.add_column("instance", no_wrap=True, min_width=32)
     table.add_column("status", no_wrap=True)
@@ -255,6 +261,11 @@ def _print_summary(
     console.print(f"store: {describe(store_uri)}", markup=False)
     for problem in problems:
         console.print(problem, markup=False, highlight=False)
+
+
+def _table() -> Table:
+    """Tables without vertical rules: readable in logs, and cells split on whitespace."""
+    return Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -324,9 +335,14 @@ def runs_list(
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(summaries)).decode())
         return
-    table = Table(title="experiment runs", title_justify="left")
-    for name in ("instance", "run", "experiment", "status", "scheduled", "episodes", "steps"):
-        table.add_column(name, justify="right" if name in ("episodes", "steps") else "left")
+    table = _table()
+    table.add_column("instance", no_wrap=True, min_width=32)
+    for name in ("run", "experiment"):
+        table.add_column(name)
+    for name in ("status", "scheduled"):
+        table.add_column(name, no_wrap=True)
+    for name in ("episodes", "steps"):
+        table.add_column(name, justify="right", no_wrap=True)
     for summary in summaries:
         table.add_row(
             summary.instance_uid,
@@ -388,9 +404,10 @@ def runs_show(
     if summary.reason:
         facts.add_row("error" if summary.status == "error" else "reason", summary.reason)
     console.print(facts)
-    phases = Table(title="phases", title_justify="left")
+    phases = _table()
     for name in ("#", "phase", "mode", "workers", "episodes", "steps", "environments", "agents"):
-        phases.add_column(name)
+        numeric = name in ("#", "workers", "episodes", "steps")
+        phases.add_column(name, justify="right" if numeric else "left")
     for phase in details.phases:
         phases.add_row(
             str(phase.number),

@@ -87,7 +87,7 @@ class RuntimeConfig:
         }
         lines = []
         for key, value in values.items():
-            text = yaml.safe_dump({key: value}, default_flow_style=None, sort_keys=False)
+            text = yaml.safe_dump({key: value}, default_flow_style=False, sort_keys=False)
             lines.append(f"# from {self.sources.get(key, 'default')}\n{text}")
         return "".join(lines)
 

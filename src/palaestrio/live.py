@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from rich import box
 from rich.console import Console
@@ -28,7 +28,9 @@ from rich.table import Table
 from rich.text import Text
 
 from palaestrio.config import LoggingConfig
-from palaestrio.executor import ExperimentRunRuntimeInformation
+
+if TYPE_CHECKING:
+    from palaestrio.executor import ExperimentRunRuntimeInformation
 
 REFRESH_PER_SECOND = 4
 """Redraws of the live table (elapsed time moves on between updates)."""
