@@ -18,9 +18,11 @@ from palaestrio.simulation import (
     Environment,
     EnvironmentBaseline,
     EnvironmentState,
+    EnvironmentStateTransformer,
     Memory,
     Objective,
     PhaseProgress,
+    Reward,
     RewardInformation,
     SensorInformation,
     StepOutcome,
@@ -180,3 +182,52 @@ class PhaseAfterEpisodes(TerminationCondition):
 
     def check_phase(self, progress: PhaseProgress) -> bool:
         return sum(progress.episodes_finished) >= self.episodes
+
+
+class ResettingEnvironment(DummyEnvironment):
+    """Overrides reset (so no shutdown between episodes) and counts the calls."""
+
+    calls: ClassVar[list[str]] = []
+
+    def start_environment(self) -> EnvironmentBaseline:
+        self.calls.append("start")
+        return super().start_environment()
+
+    def reset(self) -> EnvironmentBaseline:
+        self.calls.append("reset")
+        return super().start_environment()
+
+    def shutdown(self) -> None:
+        self.calls.append("shutdown")
+
+
+class RewardUsingEnvironment(DummyEnvironment):
+    """Asks its configured Reward for the rewards."""
+
+    def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:
+        state = super().update(actuators)
+        assert self.reward is not None
+        state.rewards = self.reward(state)
+        return state
+
+
+class StepReward(Reward):
+    """One reward "steps" that counts the updates, times `scale`."""
+
+    def __init__(self, scale: int = 1) -> None:
+        super().__init__(scale=scale)
+        self.count = 0
+
+    def __call__(self, state: EnvironmentState) -> list[RewardInformation]:
+        self.count += 1
+        return [RewardInformation(self.count * self.params["scale"], None, "steps")]
+
+
+class HideSensorZero(EnvironmentStateTransformer):
+    """Sets sensor "0" to -1 in every state."""
+
+    def __call__(self, state: EnvironmentState) -> EnvironmentState:
+        for reading in state.sensor_information:
+            if reading.uid == "0":
+                reading.value = -1
+        return state

@@ -29,7 +29,11 @@ from palaestrio.simulation import (
     run_in_process,
     run_in_process_sync,
 )
-from test_simulation_components import ObservingMuscle, RecordingEnvironment
+from test_simulation_components import (
+    ObservingMuscle,
+    RecordingEnvironment,
+    ResettingEnvironment,
+)
 
 BASE: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parent / "data" / "experiments" / "base.yml").read_text()
@@ -364,6 +368,39 @@ def test_environment_uids_with_dots_and_dashes_get_their_own_setpoints() -> None
     ]
     assert world[0].rewards == {"grid.north.Dummy Reward": 1}
     assert RecordingEnvironment.shut_down[-2:] == ["grid.north", "grid-south"]
+
+
+def test_an_environment_with_its_own_reset_is_reset_between_episodes() -> None:
+    ResettingEnvironment.calls.clear()
+    run = document()
+    phase(run)["environments"][0]["environment"]["name"] = f"{COMPONENTS}:ResettingEnvironment"
+    phase(run)["phase_config"]["episodes"] = 3
+    records_of(make_run(run))
+    assert ResettingEnvironment.calls == ["start", "reset", "reset", "shutdown"]
+
+
+def test_reward_and_state_transformer_of_an_environment() -> None:
+    run = document()
+    phase(run)["environments"][0] = {
+        "environment": {
+            "name": f"{COMPONENTS}:RewardUsingEnvironment",
+            "uid": "env",
+            "params": {"max_iter": 3},
+        },
+        "reward": {"name": f"{COMPONENTS}:StepReward", "params": {"scale": 10}},
+        "state_transformer": {"name": f"{COMPONENTS}:HideSensorZero", "params": {}},
+    }
+    records = records_of(make_run(run))
+    world = [r for r in records if isinstance(r, WorldState)]
+    assert [r.rewards for r in world[:3]] == [
+        {"env.steps": 10},
+        {"env.steps": 20},
+        {"env.steps": 30},
+    ]
+    assert {r.sensors["env.0"] for r in world} == {-1}
+    actions = [r for r in records if isinstance(r, MuscleAction) and r.agent == "first"]
+    assert actions[1].sensors["env.0"] == -1  # agents see the transformed state
+    assert actions[0].objective == 10.0
 
 
 def test_async_environments_run() -> None:
