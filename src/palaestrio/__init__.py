@@ -1,23 +1,184 @@
-"""palaestrio: palaestrAI's experiment executor on trio structured concurrency."""
+"""palaestrio: palaestrAI's experiment executor on trio structured concurrency.
 
-from .experiment import ExperimentFileError as ExperimentFileError
-from .experiment import ExperimentRun as ExperimentRun
-from .experiment import load_experiment_runs as load_experiment_runs
-from .simulation import ActuatorInformation as ActuatorInformation
-from .simulation import Brain as Brain
-from .simulation import ComponentError as ComponentError
-from .simulation import Environment as Environment
-from .simulation import EnvironmentBaseline as EnvironmentBaseline
-from .simulation import EnvironmentState as EnvironmentState
-from .simulation import EnvironmentStateTransformer as EnvironmentStateTransformer
-from .simulation import Memory as Memory
-from .simulation import Muscle as Muscle
-from .simulation import Objective as Objective
-from .simulation import Reward as Reward
-from .simulation import RewardInformation as RewardInformation
-from .simulation import SensorInformation as SensorInformation
-from .simulation import SimulationController as SimulationController
-from .simulation import TerminationCondition as TerminationCondition
-from .simulation import run_in_process as run_in_process
+Everything a researcher uses is importable from here; submodules load on first use, so
+`import palaestrio` stays fast (a typo in an experiment file is reported in well under
+a second).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "Executor": "executor",
+    "ExecutorError": "executor",
+    "ExecutorInterrupted": "executor",
+    "ExecutorState": "executor",
+    "ExperimentRunRuntimeInformation": "executor",
+    "UnknownRunError": "executor",
+    "open_executor": "executor",
+    "ExperimentFileError": "experiment",
+    "ExperimentFileWarning": "experiment",
+    "ExperimentRun": "experiment",
+    "PhaseSpec": "experiment",
+    "load_experiment_run_text": "experiment",
+    "load_experiment_runs": "experiment",
+    "Brain": "simulation",
+    "Memory": "simulation",
+    "MemoryRow": "simulation",
+    "Mode": "simulation",
+    "Muscle": "simulation",
+    "Objective": "simulation",
+    "SimulationController": "simulation",
+    "TakingTurnsSimulationController": "simulation",
+    "VanillaSimulationController": "simulation",
+    "DummyBrain": "simulation",
+    "DummyEnvironment": "simulation",
+    "DummyMuscle": "simulation",
+    "DummyObjective": "simulation",
+    "Environment": "simulation",
+    "EnvironmentBaseline": "simulation",
+    "EnvironmentState": "simulation",
+    "EnvironmentStateTransformer": "simulation",
+    "Reward": "simulation",
+    "ComponentError": "simulation",
+    "SensorActuatorMismatchError": "simulation",
+    "ActuatorInformation": "simulation",
+    "RewardInformation": "simulation",
+    "SensorInformation": "simulation",
+    "RunSummary": "simulation",
+    "run_in_process": "simulation",
+    "run_in_process_sync": "simulation",
+    "EnvironmentTerminationCondition": "simulation",
+    "MaxEpisodesTerminationCondition": "simulation",
+    "PhaseProgress": "simulation",
+    "StepOutcome": "simulation",
+    "TerminationCondition": "simulation",
+    "VanillaRunGovernorTerminationCondition": "simulation",
+    "NullSink": "records",
+    "ListSink": "records",
+    "RecordSink": "records",
+}
+
+__all__ = [
+    "ActuatorInformation",
+    "Brain",
+    "ComponentError",
+    "DummyBrain",
+    "DummyEnvironment",
+    "DummyMuscle",
+    "DummyObjective",
+    "Environment",
+    "EnvironmentBaseline",
+    "EnvironmentState",
+    "EnvironmentStateTransformer",
+    "EnvironmentTerminationCondition",
+    "Executor",
+    "ExecutorError",
+    "ExecutorInterrupted",
+    "ExecutorState",
+    "ExperimentFileError",
+    "ExperimentFileWarning",
+    "ExperimentRun",
+    "ExperimentRunRuntimeInformation",
+    "ListSink",
+    "MaxEpisodesTerminationCondition",
+    "Memory",
+    "MemoryRow",
+    "Mode",
+    "Muscle",
+    "NullSink",
+    "Objective",
+    "PhaseProgress",
+    "PhaseSpec",
+    "RecordSink",
+    "Reward",
+    "RewardInformation",
+    "RunSummary",
+    "SensorActuatorMismatchError",
+    "SensorInformation",
+    "SimulationController",
+    "StepOutcome",
+    "TakingTurnsSimulationController",
+    "TerminationCondition",
+    "UnknownRunError",
+    "VanillaRunGovernorTerminationCondition",
+    "VanillaSimulationController",
+    "__version__",
+    "load_experiment_run_text",
+    "load_experiment_runs",
+    "open_executor",
+    "run_in_process",
+    "run_in_process_sync",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+if TYPE_CHECKING:
+    from palaestrio.executor import Executor as Executor
+    from palaestrio.executor import ExecutorError as ExecutorError
+    from palaestrio.executor import ExecutorInterrupted as ExecutorInterrupted
+    from palaestrio.executor import ExecutorState as ExecutorState
+    from palaestrio.executor import (
+        ExperimentRunRuntimeInformation as ExperimentRunRuntimeInformation,
+    )
+    from palaestrio.executor import UnknownRunError as UnknownRunError
+    from palaestrio.executor import open_executor as open_executor
+    from palaestrio.experiment import ExperimentFileError as ExperimentFileError
+    from palaestrio.experiment import ExperimentFileWarning as ExperimentFileWarning
+    from palaestrio.experiment import ExperimentRun as ExperimentRun
+    from palaestrio.experiment import PhaseSpec as PhaseSpec
+    from palaestrio.experiment import load_experiment_run_text as load_experiment_run_text
+    from palaestrio.experiment import load_experiment_runs as load_experiment_runs
+    from palaestrio.records import ListSink as ListSink
+    from palaestrio.records import NullSink as NullSink
+    from palaestrio.records import RecordSink as RecordSink
+    from palaestrio.simulation import ActuatorInformation as ActuatorInformation
+    from palaestrio.simulation import Brain as Brain
+    from palaestrio.simulation import ComponentError as ComponentError
+    from palaestrio.simulation import DummyBrain as DummyBrain
+    from palaestrio.simulation import DummyEnvironment as DummyEnvironment
+    from palaestrio.simulation import DummyMuscle as DummyMuscle
+    from palaestrio.simulation import DummyObjective as DummyObjective
+    from palaestrio.simulation import Environment as Environment
+    from palaestrio.simulation import EnvironmentBaseline as EnvironmentBaseline
+    from palaestrio.simulation import EnvironmentState as EnvironmentState
+    from palaestrio.simulation import EnvironmentStateTransformer as EnvironmentStateTransformer
+    from palaestrio.simulation import (
+        EnvironmentTerminationCondition as EnvironmentTerminationCondition,
+    )
+    from palaestrio.simulation import (
+        MaxEpisodesTerminationCondition as MaxEpisodesTerminationCondition,
+    )
+    from palaestrio.simulation import Memory as Memory
+    from palaestrio.simulation import MemoryRow as MemoryRow
+    from palaestrio.simulation import Mode as Mode
+    from palaestrio.simulation import Muscle as Muscle
+    from palaestrio.simulation import Objective as Objective
+    from palaestrio.simulation import PhaseProgress as PhaseProgress
+    from palaestrio.simulation import Reward as Reward
+    from palaestrio.simulation import RewardInformation as RewardInformation
+    from palaestrio.simulation import RunSummary as RunSummary
+    from palaestrio.simulation import SensorActuatorMismatchError as SensorActuatorMismatchError
+    from palaestrio.simulation import SensorInformation as SensorInformation
+    from palaestrio.simulation import SimulationController as SimulationController
+    from palaestrio.simulation import StepOutcome as StepOutcome
+    from palaestrio.simulation import (
+        TakingTurnsSimulationController as TakingTurnsSimulationController,
+    )
+    from palaestrio.simulation import TerminationCondition as TerminationCondition
+    from palaestrio.simulation import (
+        VanillaRunGovernorTerminationCondition as VanillaRunGovernorTerminationCondition,
+    )
+    from palaestrio.simulation import VanillaSimulationController as VanillaSimulationController
+    from palaestrio.simulation import run_in_process as run_in_process
+    from palaestrio.simulation import run_in_process_sync as run_in_process_sync
