@@ -70,7 +70,7 @@ class Socket:
         try:
             while True:
                 try:
-                    self.raw.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                    self.raw.send_multipart(frames, zmq.NOBLOCK)
                 except zmq.Again:
                     await self._wait_for(zmq.POLLOUT)
                     waited = True
@@ -88,7 +88,7 @@ class Socket:
         if self._closed or self._sending:
             return False
         try:
-            self.raw.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            self.raw.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
             return False
         self._wake_others()
