@@ -1,4 +1,7 @@
-"""Sessions: `nox -s run`, `tests`, `lint`, `typecheck`, `bench`, `bench_peer`."""
+"""Sessions: `nox -s run`, `tests`, `lint`, `typecheck`, `bench`, `bench_peer`.
+
+`nox` alone runs tests, lint and typecheck.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +13,24 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 HERE = Path(__file__).parent
-EXAMPLE = "src/palaestrio/examples/dummy_experiment.yml"
+PALAESTRAI = "palaestrai>=3.5,<3.6"
+FIND_EXAMPLE = (
+    "import importlib.resources as r; "
+    "print(r.files('palaestrio') / 'examples' / 'dummy_experiment.yml')"
+)
 
 
 @nox.session
 def run(session: nox.Session) -> None:
-    """Run experiment files (default: the bundled example into ./palaestrio.db)."""
+    """`palaestrio ARGS` (default: `experiment-start` of the bundled example into
+    ./palaestrio.db). E.g. `nox -s run -- runs list`."""
     session.install("-e", ".")
-    args = session.posargs or ["experiment-start", EXAMPLE]
+    if session.posargs:
+        args = list(session.posargs)
+    else:
+        example = session.run("python", "-c", FIND_EXAMPLE, silent=True)
+        assert isinstance(example, str)
+        args = ["experiment-start", example.strip()]
     session.run("palaestrio", *args)
 
 
@@ -50,3 +63,21 @@ def bench(session: nox.Session) -> None:
     )
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
+
+
+@nox.session
+def bench_peer(session: nox.Session) -> None:
+    """palaestrio beside palaestrAI 3.5 (installed in a venv of its own): one table.
+
+    Takes several minutes (palaestrAI's runs are slow). Arguments go to the script,
+    e.g. `nox -s bench_peer -- --repeat 3`.
+    """
+    session.install("-e", ".")
+    peer = Path(session.create_tmp()) / "palaestrai-venv"
+    palaestrai = peer / "bin" / "palaestrai"
+    if not palaestrai.exists():
+        session.run("python", "-m", "venv", str(peer))
+        session.run(str(peer / "bin" / "python"), "-m", "pip", "install", PALAESTRAI, external=True)
+    session.run(
+        "python", "benchmarks/peer/bench_peer.py", "--palaestrai", str(palaestrai), *session.posargs
+    )
