@@ -446,13 +446,17 @@ def main() -> None:
     if args.palaestrai is not None:
         sides.append(Palaestrai(args.palaestrai.resolve()))
     rows = dict(zip(KEYS, ROWS, strict=True))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as base:
         for side in sides:
             for repetition in range(args.repeat):
                 print(f"{side.name}: repetition {repetition + 1} of {args.repeat}", flush=True)
                 scenarios(side, Path(base), rows)
     print()
-    print(f"palaestrio vs palaestrAI, median of {args.repeat}, {os.cpu_count()} CPUs")
+    print(
+        f"palaestrio vs palaestrAI, median of {args.repeat}, {os.cpu_count()} CPUs, "
+        f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
+    )
     print(table(rows, [side.name for side in sides]))
     if args.json:
         args.json.write_text(json.dumps({key: rows[key].values for key in KEYS}, indent=2) + "\n")
