@@ -321,3 +321,37 @@ def test_database_create_is_idempotent(workdir: Path) -> None:
     with sqlite3.connect(workdir / "made.db") as connection:
         (version,) = connection.execute("SELECT count(*) FROM palaestrio_schema").fetchone()
     assert version == 1
+
+
+def readme_block(heading: str, language: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return section.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_experiment_file_example_is_valid_and_runs(workdir: Path) -> None:
+    path = workdir / "readme.yml"
+    path.write_text(readme_block("Experiment files", "yaml"))
+    checked = invoke("experiment-check-syntax", path)
+    assert checked.exit_code == 0, checked.output
+    result = invoke("experiment-start", path)
+    assert result.exit_code == 0, result.output
+    engine = open_database("sqlite:///palaestrio.db")
+    try:
+        (run,) = list_runs(engine)
+    finally:
+        engine.dispose()
+    # training: 2 episodes, evaluation: 1 episode, 100 steps each.
+    assert (run.run_uid, run.status, run.phases, run.episodes, run.steps) == (
+        "my-first-run",
+        "finished",
+        2,
+        3,
+        300,
+    )
+
+
+def test_readme_runtime_configuration_is_the_default(workdir: Path) -> None:
+    path = workdir / "palaestrio-runtime.conf.yaml"
+    path.write_text(readme_block("Runtime configuration", "yaml"))
+    assert load_runtime_config(path, environ={}) == RuntimeConfig()
