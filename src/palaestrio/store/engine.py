@@ -72,6 +72,8 @@ def describe(url: URL | str) -> str:
             url = make_url(url)
         except (sqlalchemy.exc.ArgumentError, ValueError):
             return "<unparsable URI>"
+    if url.drivername in _SQLITE_DRIVERS | _POSTGRES_DRIVERS:
+        url = url.set(drivername=url.get_backend_name())  # as users write it
     return url.render_as_string(hide_password=True)
 
 
