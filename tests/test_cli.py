@@ -355,3 +355,21 @@ def test_readme_runtime_configuration_is_the_default(workdir: Path) -> None:
     path = workdir / "palaestrio-runtime.conf.yaml"
     path.write_text(readme_block("Runtime configuration", "yaml"))
     assert load_runtime_config(path, environ={}) == RuntimeConfig()
+
+
+def test_experiment_file_warnings_are_plain(workdir: Path) -> None:
+    numbered = workdir / "numbered.yml"
+    numbered.write_text(EXAMPLE.read_text().replace('version: "3.5"', "version: 3.5"))
+    result = invoke("experiment-check-syntax", numbered)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"Warning: {numbered}:")
+    assert "version 3.5 is a number" in result.stderr
+    assert "warnings.warn" not in result.stderr
+
+
+def test_unusable_broker_endpoint_is_one_message(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PALAESTRIO_BROKER_URI", "tcp://256.0.0.1:1")
+    result = invoke("experiment-start", write_experiment(workdir, "nowhere"))
+    assert_clean_error(result, "broker: ", "tcp://256.0.0.1:1")

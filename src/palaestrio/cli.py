@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,12 @@ from rich.table import Table
 
 from palaestrio import __version__
 from palaestrio.config import DEFAULT_TEXT, ConfigError, RuntimeConfig, load_runtime_config
-from palaestrio.experiment import ExperimentFileError, ExperimentRun, load_experiment_runs
+from palaestrio.experiment import (
+    ExperimentFileError,
+    ExperimentFileWarning,
+    ExperimentRun,
+    load_experiment_runs,
+)
 from palaestrio.live import LiveProgress, PlainProgress, Progress, format_seconds, logging_to
 from palaestrio.store.errors import StoreError
 
@@ -196,11 +202,21 @@ def _load_runs(paths: Sequence[Path]) -> list[ExperimentRun]:
     """Every run of every path; every problem of every file in one error."""
     runs: list[ExperimentRun] = []
     problems = []
-    for path in paths:
-        try:
-            runs.extend(load_experiment_runs(path))
-        except ExperimentFileError as error:
-            problems.extend(error.problems)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExperimentFileWarning)
+        for path in paths:
+            try:
+                runs.extend(load_experiment_runs(path))
+            except ExperimentFileError as error:
+                problems.extend(error.problems)
+    for warning in caught:
+        if issubclass(warning.category, ExperimentFileWarning):
+            # Said plainly, without Python's source line of the warnings.warn call.
+            click.echo(f"Warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     if problems:
         raise ExperimentFileError(problems)
     return runs
