@@ -102,13 +102,13 @@ def test_dummy_objective_sums_the_latest_rewards() -> None:
     memory = Memory()
     assert objective.internal_reward(memory) == 0.0
     rewards = [RewardInformation(2, None, "a"), RewardInformation(0.5, None, "b")]
-    memory.append(MemoryRow("m", [], [], rewards, False))
+    memory.append(MemoryRow("m", [], {}, rewards, False))
     assert objective.internal_reward(memory) == 2.5
 
 
 def test_memory_keeps_the_latest_rows() -> None:
     memory = Memory(size_limit=3)
-    rows = [MemoryRow("m", [], [], [], False) for _ in range(5)]
+    rows = [MemoryRow("m", [], {}, [], False) for _ in range(5)]
     for row in rows:
         memory.append(row)
     assert list(memory) == rows[2:]

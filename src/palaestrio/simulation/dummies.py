@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from math import floor
 from typing import TYPE_CHECKING, Any
 
 from .agent import Brain, Memory, Muscle, Objective
@@ -121,10 +122,10 @@ class DummyMuscle(Muscle):
         counting, count = self.count_upwards, self.iter
         for actuator, how in zip(actuators_available, self._plan[1]):  # noqa: B905 (same length)
             if type(how) is int:  # Discrete(n), the common case, kept inline
-                actuator.value = count % how if counting else int(draw() * how)
+                actuator.value = count % how if counting else floor(draw() * how)
             elif type(how) is tuple:  # Discrete(n, start)
                 n, start = how
-                actuator.value = start + (count % n if counting else int(draw() * n))
+                actuator.value = start + (count % n if counting else floor(draw() * n))
             else:
                 actuator.value = how()  # type: ignore[operator]
         return actuators_available, self.iter

@@ -150,8 +150,9 @@ class AgentSlot:
         "seen",
         "sensor_ids",
         "sensors_now",
-        "setpoints_now",
+        "spaces",
         "table",
+        "values_now",
     )
 
     def __init__(
@@ -180,11 +181,14 @@ class AgentSlot:
         self.internal_reward = objective.internal_reward
         self.actuators: list[ActuatorInformation] = []
         self.table: dict[str, ActuatorSlot] = {}
+        self.spaces: dict[str, Any] = {}
+        """Actuator uid -> space, for memory rows."""
         self.brain_version = 0
         self.data_for_brain: Any = None
         self.acted = False
         self.sensors_now: list[SensorInformation] = []
-        self.setpoints_now: list[ActuatorInformation] = []
+        self.values_now: dict[str, Any] = {}
+        """This step's setpoints as the muscle set them (for the memory)."""
         self.seen: dict[str, Any] = {}
         self.chosen: dict[str, Any] = {}
 

@@ -172,24 +172,36 @@ class Worker:
                 episode=self.episode,
                 kind=SensorActuatorMismatchError,
             )
-        table = agent.table
-        if table and all(
-            table[full].space is offered[full][1].space
-            and table[full].environment == offered[full][0]
-            and table[full].local_uid == str(offered[full][1].uid)
-            for full in agent.actuator_ids
-        ):
-            # Same actuators as last episode: keep the objects, restore the start values.
+        if self._same_actuators(agent, offered):
+            # As in the last episode: keep the objects and tables, restore start values.
             for actuator in agent.actuators:
                 actuator.value = offered[actuator.uid][1].value
             return
         agent.actuators = []
         agent.table = {}
+        agent.spaces = {}
         for full in agent.actuator_ids:
             position, actuator = offered[full]
             space = actuator.space
             agent.actuators.append(ActuatorInformation(actuator.value, space, full))
             agent.table[full] = ActuatorSlot(position, str(actuator.uid), space, self._check(space))
+            agent.spaces[full] = space
+
+    @staticmethod
+    def _same_actuators(
+        agent: AgentSlot, offered: dict[str, tuple[int, ActuatorInformation]]
+    ) -> bool:
+        table = agent.table
+        if not table:
+            return False
+        for full in agent.actuator_ids:
+            position, actuator = offered[full]
+            slot = table[full]
+            if slot.space is not actuator.space or slot.environment != position:
+                return False
+            if slot.local_uid != actuator.uid and slot.local_uid != str(actuator.uid):
+                return False
+        return True
 
     def _check(self, space: Space[Any] | None) -> ValueCheck:
         # Keyed by identity; the entry holds the space, so its id cannot be reused.
@@ -223,10 +235,15 @@ class Worker:
         except Exception as error:
             label = f"brain of agent {agent.name!r}"
             raise self._fault(label, shared.class_name, error) from error
+        if update is not None or agent.brain_version != shared.version:
+            self._deliver(agent, update)
+
+    def _deliver(self, agent: AgentSlot, update: Any) -> None:
+        """Hand the muscle the brain's update, or the brain's latest one if it has none
+        for this muscle but gave another worker's muscle a newer one (palaestrAI does)."""
+        shared = agent.brain
         if update is None:
-            if agent.brain_version == shared.version:
-                return
-            update = shared.latest  # another worker's muscle got a newer update
+            update = shared.latest
         else:
             shared.latest = update
             shared.version += 1
@@ -239,7 +256,14 @@ class Worker:
 
     def _act(self, agent: AgentSlot, batches: list[list[ActuatorInformation]]) -> None:
         """The agent thinks and proposes; its setpoints are checked and routed."""
-        self._think(agent)
+        shared = agent.brain
+        try:
+            update = shared.thinking(agent.muscle_id, agent.data_for_brain)
+        except Exception as error:
+            label = f"brain of agent {agent.name!r}"
+            raise self._fault(label, shared.class_name, error) from error
+        if update is not None or agent.brain_version != shared.version:
+            self._deliver(agent, update)
         ids = agent.sensor_ids
         sensors = list(map(self.readings.__getitem__, ids))
         plain = self.plain
@@ -254,8 +278,8 @@ class Worker:
             label = f"muscle of agent {agent.name!r}"
             raise self._fault(label, agent.muscle_class, error) from error
         table = agent.table
-        chosen: dict[str, Any] = {}
-        copies: list[ActuatorInformation] = []
+        chosen: dict[str, Any] = {}  # plain values, for the records
+        given: dict[str, Any] | None = None  # values as set, where they are not plain
         for setpoint in setpoints:
             try:
                 uid = setpoint.uid
@@ -265,14 +289,16 @@ class Worker:
                     checked = value
                 else:
                     checked = slot.check(value)
+                    if checked is not value and given is None:
+                        given = dict(chosen)
             except _SETPOINT_ERRORS as error:
                 raise self._setpoint_fault(agent, setpoint, error) from None
-            space = slot.space
-            batches[slot.environment].append(ActuatorInformation(value, space, slot.local_uid))
-            copies.append(ActuatorInformation(value, space, uid))
+            batches[slot.environment].append(ActuatorInformation(value, slot.space, slot.local_uid))
             chosen[uid] = checked
+            if given is not None:
+                given[uid] = value
         agent.sensors_now = sensors
-        agent.setpoints_now = copies
+        agent.values_now = chosen if given is None else given
         agent.chosen = chosen
         agent.acted = True
 
@@ -353,7 +379,10 @@ class Worker:
 
         rows = []
         for agent in acting:
-            row = MemoryRow(agent.muscle_id, agent.sensors_now, agent.setpoints_now, rewards, done)
+            row = MemoryRow(
+                agent.muscle_id, agent.sensors_now, agent.values_now, rewards, done, None,
+                agent.spaces,
+            )  # fmt: skip
             memory = agent.memory
             memory.append(row)
             try:
