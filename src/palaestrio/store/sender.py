@@ -39,7 +39,7 @@ from palaestrio.store.messages import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 4096
+DEFAULT_MAX_BATCH = 2048
 DEFAULT_LINGER = 0.2
 DEFAULT_MAX_PENDING = 2 * DEFAULT_MAX_BATCH
 DEFAULT_RETRY_AFTER = 5.0
