@@ -245,7 +245,9 @@ async def test_with_no_yield_interval_other_tasks_run_at_every_step() -> None:
             summary = await run_in_process(make_run(), ListSink(), yield_interval=0)
             done.set()
     assert summary.steps == 8
-    assert wakeups >= summary.steps
+    # The loop checkpoints after each step; the counter runs once per scheduler pass,
+    # except perhaps in the last one, where the run may finish (and set `done`) first.
+    assert wakeups >= summary.steps - 1
 
 
 def failure_of(run: dict[str, Any]) -> ComponentError:
