@@ -20,6 +20,7 @@ from palaestrio.simulation import (
     EnvironmentState,
     EnvironmentStateTransformer,
     Memory,
+    MemoryRow,
     Objective,
     PhaseProgress,
     Reward,
@@ -116,13 +117,18 @@ class ObservingMuscle(DummyMuscle):
 
     seen: ClassVar[list[list[str]]] = []
     memory_sizes: ClassVar[list[int]] = []
+    proposed: ClassVar[list[list[tuple[str, Any]]]] = []
+    remembered: ClassVar[list[MemoryRow]] = []
 
     def propose_actions(
         self, sensors: list[SensorInformation], actuators_available: list[ActuatorInformation]
     ) -> tuple[list[ActuatorInformation], Any]:
         self.seen.append([sensor.uid for sensor in sensors])
         self.memory_sizes.append(len(self.memory))
-        return super().propose_actions(sensors, actuators_available)
+        self.remembered.extend(self.memory.tail(1))
+        setpoints, data = super().propose_actions(sensors, actuators_available)
+        self.proposed.append([(a.uid, a.value) for a in setpoints])
+        return setpoints, data
 
 
 class OutOfSpaceMuscle(DummyMuscle):

@@ -444,14 +444,23 @@ def test_numpy_values_reach_the_records_as_plain_data() -> None:
     assert msgspec.msgpack.decode(encoded, type=list[Record]) == records
 
 
-def test_muscles_see_full_ids_and_their_memory_grows() -> None:
-    ObservingMuscle.seen.clear()
-    ObservingMuscle.memory_sizes.clear()
+def test_muscles_see_full_ids_and_remember_their_transitions() -> None:
+    for kept in (ObservingMuscle.seen, ObservingMuscle.memory_sizes, ObservingMuscle.proposed):
+        kept.clear()
+    ObservingMuscle.remembered.clear()
     run = document()
     phase(run)["agents"][0]["muscle"] = {"name": f"{COMPONENTS}:ObservingMuscle"}
-    records_of(make_run(run))
+    records = records_of(make_run(run))
     assert ObservingMuscle.seen[0] == [f"env.{i}" for i in range(5)]
     assert ObservingMuscle.memory_sizes == list(range(8))
+    # The row of step n (seen at step n + 1) holds that step's transition.
+    row = ObservingMuscle.remembered[1]  # step 1 of episode 0
+    assert [(a.uid, a.value) for a in row.actuator_setpoints] == ObservingMuscle.proposed[1]
+    assert all(a.space is not None for a in row.actuator_setpoints)
+    assert [s.uid for s in row.sensor_readings] == [f"env.{i}" for i in range(5)]
+    action = next(r for r in records if isinstance(r, MuscleAction) and r.step == 1)
+    assert [r.value for r in row.rewards] == list(action.rewards.values())
+    assert (row.objective, row.done, row.muscle_id) == (action.objective, False, "first.0")
 
 
 def test_a_component_that_cannot_be_built_at_run_time_is_a_component_error() -> None:
