@@ -7,11 +7,12 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+import pytest
 import trio
 from rich.console import Console
 
 from executor_support import load_run
-from palaestrio.config import LoggingConfig
+from palaestrio.config import ConfigError, LoggingConfig
 from palaestrio.executor import Executor, ExperimentRunRuntimeInformation
 from palaestrio.experiment import load_experiment_runs
 from palaestrio.live import LiveProgress, PlainProgress, RunRow, logging_to
@@ -193,3 +194,9 @@ def test_flag_level_overrides_configured_level() -> None:
     assert "debug line" in file.getvalue()
     assert "store line" not in file.getvalue()
     assert logging.getLogger("palaestrio.store").level == logging.NOTSET
+
+
+def test_unusable_dict_config_is_a_config_error() -> None:
+    config = LoggingConfig(dict_config={"version": 1, "handlers": {"h": {"class": "no.Such"}}})
+    with pytest.raises(ConfigError, match="logging: not a usable dictConfig"), logging_to(config):
+        pass

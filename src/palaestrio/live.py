@@ -27,7 +27,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from palaestrio.config import LoggingConfig
+from palaestrio.config import ConfigError, LoggingConfig
 
 if TYPE_CHECKING:
     from palaestrio.executor import ExperimentRunRuntimeInformation
@@ -239,7 +239,10 @@ def logging_to(
     saved = {name: logging.getLogger(name).level for name in ("", "palaestrio", *config.loggers)}
     handler: logging.Handler | None = None
     if config.dict_config is not None:
-        logging.config.dictConfig(dict(config.dict_config))
+        try:
+            logging.config.dictConfig(dict(config.dict_config))
+        except (ValueError, TypeError, AttributeError, ImportError) as error:
+            raise ConfigError(f"logging: not a usable dictConfig: {error}") from None
         if level is not None:
             logging.getLogger("palaestrio").setLevel(level)
     else:
