@@ -14,15 +14,17 @@ import warnings
 from typing import Any, Literal, cast
 
 from ..records import AgentSpec, ComponentSpec, EnvironmentSpec
-from .components import (
-    ComponentNameError,
-    binding_problem,
-    environment_arguments,
-    import_class,
-    import_controller_class,
-    kind_problem,
-    resolve_name,
+from .checks import (
+    Check,
+    check_fields,
+    check_integer,
+    check_list,
+    check_mapping,
+    check_plain_params,
+    check_string,
+    merge_nodes,
 )
+from .components import binding_problem, environment_arguments, kind_problem
 from .errors import ExperimentFileWarning, Problem
 from .model import ExperimentRun, PhaseSpec
 from .yamltree import Node
@@ -33,127 +35,11 @@ _AGENT_KEYS = frozenset({"name", "brain", "muscle", "objective", "sensors", "act
 _AGENT_UNSUPPORTED = frozenset({"load", "replay", "filters"})
 _PHASE_CONFIG_UNSUPPORTED = frozenset({"evaluate_every", "store_raw_actuators"})
 _MODES = ("train", "test")
-_INT64 = (-(2**63), 2**64 - 1)
-
-
-class _Check:
-    """Collects problems (each once) and remembers imported classes."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[Problem] = []
-        self._seen: set[tuple[str, int | None, str]] = set()
-        self._classes: dict[tuple[str, bool], tuple[str, type[Any]] | str] = {}
-
-    def add(self, place: str, line: int | None, message: str) -> None:
-        if (place, line, message) not in self._seen:
-            self._seen.add((place, line, message))
-            self.problems.append(Problem(self.source, place, line, message))
-
-    def at(self, node: Node, message: str) -> None:
-        self.add(node.place, node.line, message)
-
-    def import_class(self, name: str, controller: bool) -> tuple[str, type[Any]] | str:
-        key = (name, controller)
-        if key not in self._classes:
-            try:
-                if controller:
-                    self._classes[key] = import_controller_class(name)
-                else:
-                    self._classes[key] = (resolve_name(name), import_class(name))
-            except ComponentNameError as error:
-                self._classes[key] = str(error)
-        return self._classes[key]
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    return f"{kinds.get(type(value), 'a ' + type(value).__name__)} ({value!r})"
-
-
-def _mapping(node: Node, check: _Check) -> dict[str, Node] | None:
-    if isinstance(node.value, dict):
-        return node.value
-    check.at(node, f"expected a mapping, found {_describe(node.value)}")
-    return None
-
-
-def _fields(
-    node: Node,
-    check: _Check,
-    required: frozenset[str],
-    optional: frozenset[str] = frozenset(),
-    unsupported: frozenset[str] = frozenset(),
-    missing_hint: str = "",
-) -> dict[str, Node] | None:
-    """The mapping at `node`, after reporting unknown, unsupported and missing keys."""
-    mapping = _mapping(node, check)
-    if mapping is None:
-        return None
-    known = required | optional
-    for key, child in mapping.items():
-        if key in unsupported:
-            check.at(child, f"{key!r} is not supported yet by palaestrio")
-        elif key not in known:
-            check.at(child, f"unknown key {key!r}; expected one of: {', '.join(sorted(known))}")
-    for key in sorted(required - mapping.keys()):
-        check.add(node.child_place(key), node.line, f"missing key {key!r}{missing_hint}")
-    return mapping
-
-
-def _string(node: Node, check: _Check) -> str | None:
-    if isinstance(node.value, str) and node.value.strip():
-        return node.value
-    found = "an empty string" if node.value == "" else _describe(node.value)
-    check.at(node, f"expected a non-empty string, found {found}")
-    return None
-
-
-def _integer(node: Node, check: _Check, minimum: int | None = None) -> int | None:
-    value = node.value
-    if type(value) is not int:
-        check.at(node, f"expected an integer, found {_describe(value)}")
-        return None
-    if minimum is not None and value < minimum:
-        check.at(node, f"must be at least {minimum}, found {value}")
-        return None
-    return value
-
-
-def _list(node: Node, check: _Check, non_empty: bool = True) -> list[Node] | None:
-    if not isinstance(node.value, list):
-        check.at(node, f"expected a list, found {_describe(node.value)}")
-        return None
-    if non_empty and not node.value:
-        check.at(node, "expected at least one entry, found an empty list")
-        return None
-    return node.value
-
-
-def _plain_params(node: Node, check: _Check) -> bool:
-    """Whether `node` holds only data a run can carry (msgpack and JSON)."""
-    value = node.value
-    if isinstance(value, dict | list):
-        children = value.values() if isinstance(value, dict) else value
-        return all([_plain_params(child, check) for child in children])
-    if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
-        check.at(node, f"integer {value} is too large for a parameter")
-        return False
-    if value is None or type(value) in (bool, int, float, str):
-        return True
-    check.at(node, f"{_describe(value)} cannot be a parameter; quote it to pass a string")
-    return False
 
 
 def _component(
     node: Node,
-    check: _Check,
+    check: Check,
     kind: str,
     *,
     controller: bool = False,
@@ -163,21 +49,21 @@ def _component(
     simulation): the spec and the uid."""
     required = frozenset({"name", "uid"} if with_uid else {"name"})
     optional = frozenset({"params", "conditions"} if controller else {"params"})
-    fields = _fields(node, check, required, optional)
+    fields = check_fields(node, check, required, optional)
     if fields is None:
         return None
-    uid = _string(fields["uid"], check) if "uid" in fields else None
+    uid = check_string(fields["uid"], check) if "uid" in fields else None
     params: dict[str, Any] = {}
     params_node = fields.get("params")
     if (
         params_node is not None
         and params_node.value is not None
-        and _mapping(params_node, check) is not None
-        and _plain_params(params_node, check)
+        and check_mapping(params_node, check) is not None
+        and check_plain_params(params_node, check)
     ):
         params = params_node.plain()
     name_node = fields.get("name")
-    name = _string(name_node, check) if name_node is not None else None
+    name = check_string(name_node, check) if name_node is not None else None
     if name_node is None or name is None:
         return None
     imported = check.import_class(name, controller)
@@ -199,31 +85,21 @@ def _component(
     return ComponentSpec(resolved, params), uid
 
 
-def _merge(base: Node, override: Node) -> Node:
-    """Deep merge: mappings key by key, anything else replaced by `override`."""
-    if not (isinstance(base.value, dict) and isinstance(override.value, dict)):
-        return override
-    merged = dict(base.value)
-    for key, child in override.value.items():
-        merged[key] = _merge(merged[key], child) if key in merged else child
-    return Node(merged, override.place, override.line)
-
-
 def build_run(
     root: Node, source: str, path: str | None
 ) -> tuple[ExperimentRun | None, list[Problem]]:
     """The run `root` describes, or None and the problems that prevent it."""
-    check = _Check(source)
-    top = _fields(root, check, _TOP_KEYS, frozenset({"experiment_uid"}))
+    check = Check(source)
+    top = check_fields(root, check, _TOP_KEYS, frozenset({"experiment_uid"}))
     if top is None:
         return None, check.problems
-    uid = _string(top["uid"], check) if "uid" in top else None
-    experiment_uid = _string(top["experiment_uid"], check) if "experiment_uid" in top else None
-    seed = _integer(top["seed"], check) if "seed" in top else None
+    uid = check_string(top["uid"], check) if "uid" in top else None
+    experiment_uid = check_string(top["experiment_uid"], check) if "experiment_uid" in top else None
+    seed = check_integer(top["seed"], check) if "seed" in top else None
     version = _version(top["version"], check) if "version" in top else None
     run_condition = None
     if "run_config" in top:
-        run_config = _fields(top["run_config"], check, frozenset({"condition"}))
+        run_config = check_fields(top["run_config"], check, frozenset({"condition"}))
         if run_config is not None and "condition" in run_config:
             found = _component(run_config["condition"], check, "termination condition")
             run_condition = found[0] if found else None
@@ -244,7 +120,7 @@ def build_run(
     return run, []
 
 
-def _version(node: Node, check: _Check) -> str | None:
+def _version(node: Node, check: Check) -> str | None:
     if type(node.value) in (int, float):
         warnings.warn(
             f"{check.source}:{node.line}: version {node.value!r} is a number; write it as "
@@ -253,17 +129,17 @@ def _version(node: Node, check: _Check) -> str | None:
             stacklevel=2,
         )
         return str(node.value)
-    return _string(node, check)
+    return check_string(node, check)
 
 
-def _schedule(node: Node, check: _Check) -> list[PhaseSpec] | None:
-    entries = _list(node, check)
+def _schedule(node: Node, check: Check) -> list[PhaseSpec] | None:
+    entries = check_list(node, check)
     if entries is None:
         return None
     phases: list[PhaseSpec] = []
     merged: Node | None = None
     for index, entry in enumerate(entries):
-        mapping = _mapping(entry, check)
+        mapping = check_mapping(entry, check)
         if mapping is None:
             continue
         if len(mapping) != 1:
@@ -272,18 +148,18 @@ def _schedule(node: Node, check: _Check) -> list[PhaseSpec] | None:
         ((name, phase),) = mapping.items()
         if phase.value is None:  # a phase that changes nothing
             phase = Node({}, phase.place, phase.line)
-        if _mapping(phase, check) is None:
+        if check_mapping(phase, check) is None:
             continue
-        merged = phase if merged is None else _merge(merged, phase)
+        merged = phase if merged is None else merge_nodes(merged, phase)
         built = _phase(merged, name, index, check)
         if built is not None:
             phases.append(built)
     return phases
 
 
-def _phase(node: Node, name: str, index: int, check: _Check) -> PhaseSpec | None:
+def _phase(node: Node, name: str, index: int, check: Check) -> PhaseSpec | None:
     hint = " (not set in this phase nor inherited from an earlier one)" if index else ""
-    fields = _fields(node, check, _PHASE_KEYS, missing_hint=hint)
+    fields = check_fields(node, check, _PHASE_KEYS, missing_hint=hint)
     if fields is None or not fields.keys() >= _PHASE_KEYS:
         return None
     environments = _environments(fields["environments"], check)
@@ -307,15 +183,15 @@ def _phase(node: Node, name: str, index: int, check: _Check) -> PhaseSpec | None
     )
 
 
-def _environments(node: Node, check: _Check) -> list[EnvironmentSpec] | None:
-    entries = _list(node, check)
+def _environments(node: Node, check: Check) -> list[EnvironmentSpec] | None:
+    entries = check_list(node, check)
     if entries is None:
         return None
     specs: list[EnvironmentSpec] = []
     places: dict[str, str] = {}
     complete = True
     for entry in entries:
-        fields = _fields(
+        fields = check_fields(
             entry, check, frozenset({"environment"}), frozenset({"reward", "state_transformer"})
         )
         if fields is None or "environment" not in fields:
@@ -357,7 +233,7 @@ def _written_uids(node: Node) -> list[str] | None:
 
 
 def _optional_component(
-    fields: dict[str, Node], key: str, kind: str, check: _Check
+    fields: dict[str, Node], key: str, kind: str, check: Check
 ) -> tuple[bool, ComponentSpec | None]:
     """Whether the component under `key` is fine (or absent), and its spec."""
     if key not in fields:
@@ -367,20 +243,20 @@ def _optional_component(
 
 
 def _agents(
-    node: Node, environment_uids: list[str] | None, phase: str, check: _Check
+    node: Node, environment_uids: list[str] | None, phase: str, check: Check
 ) -> list[AgentSpec] | None:
-    entries = _list(node, check)
+    entries = check_list(node, check)
     if entries is None:
         return None
     specs: list[AgentSpec] = []
     places: dict[str, str] = {}
     complete = True
     for entry in entries:
-        fields = _fields(entry, check, _AGENT_KEYS, unsupported=_AGENT_UNSUPPORTED)
+        fields = check_fields(entry, check, _AGENT_KEYS, unsupported=_AGENT_UNSUPPORTED)
         if fields is None:
             complete = False
             continue
-        name = _string(fields["name"], check) if "name" in fields else None
+        name = check_string(fields["name"], check) if "name" in fields else None
         if name is not None:
             if name in places:
                 check.at(fields["name"], f"agent name {name!r} is already used at {places[name]}")
@@ -405,14 +281,14 @@ def _agents(
 
 
 def _ids(
-    node: Node, what: str, environment_uids: list[str] | None, phase: str, check: _Check
+    node: Node, what: str, environment_uids: list[str] | None, phase: str, check: Check
 ) -> list[str] | None:
-    entries = _list(node, check, non_empty=False)
+    entries = check_list(node, check, non_empty=False)
     if entries is None:
         return None
     ids: list[str] = []
     for entry in entries:
-        value = _string(entry, check)
+        value = check_string(entry, check)
         if value is None:
             continue
         if value in ids:
@@ -429,13 +305,13 @@ def _ids(
     return ids
 
 
-def _simulation(node: Node, check: _Check) -> tuple[ComponentSpec, list[ComponentSpec]] | None:
+def _simulation(node: Node, check: Check) -> tuple[ComponentSpec, list[ComponentSpec]] | None:
     found = _component(node, check, "simulation controller", controller=True)
     fields = node.value if isinstance(node.value, dict) else {}
     conditions: list[ComponentSpec] = []
     complete = found is not None
     if "conditions" in fields and fields["conditions"].value is not None:
-        entries = _list(fields["conditions"], check, non_empty=False) or []
+        entries = check_list(fields["conditions"], check, non_empty=False) or []
         for entry in entries:
             condition = _component(entry, check, "termination condition")
             if condition is None:
@@ -447,8 +323,8 @@ def _simulation(node: Node, check: _Check) -> tuple[ComponentSpec, list[Componen
     return found[0], conditions
 
 
-def _phase_config(node: Node, hint: str, check: _Check) -> tuple[str, int, int] | None:
-    fields = _fields(
+def _phase_config(node: Node, hint: str, check: Check) -> tuple[str, int, int] | None:
+    fields = check_fields(
         node,
         check,
         frozenset({"episodes"}),
@@ -460,12 +336,12 @@ def _phase_config(node: Node, hint: str, check: _Check) -> tuple[str, int, int] 
         return None
     mode: str | None = "train"
     if "mode" in fields:
-        mode = _string(fields["mode"], check)
+        mode = check_string(fields["mode"], check)
         if mode is not None and mode.lower() not in _MODES:
             check.at(fields["mode"], f"unknown mode {mode!r}; expected train or test")
             mode = None
-    workers = _integer(fields["worker"], check, minimum=1) if "worker" in fields else 1
-    episodes = _integer(fields["episodes"], check, minimum=1) if "episodes" in fields else None
+    workers = check_integer(fields["worker"], check, minimum=1) if "worker" in fields else 1
+    episodes = check_integer(fields["episodes"], check, minimum=1) if "episodes" in fields else None
     if mode is None or workers is None or episodes is None:
         return None
     return mode.lower(), workers, episodes
