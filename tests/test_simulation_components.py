@@ -58,6 +58,20 @@ class FailingEnvironment(DummyEnvironment):
         return super().update(actuators)
 
 
+class SecondStartFails(DummyEnvironment):
+    """Fails when it is started for the second episode (by the default reset)."""
+
+    def __init__(self, uid: str, seed: int) -> None:
+        super().__init__(uid, seed, max_iter=2)
+        self.starts = 0
+
+    def start_environment(self) -> EnvironmentBaseline:
+        self.starts += 1
+        if self.starts == 2:
+            raise OSError("the simulator is gone")
+        return super().start_environment()
+
+
 class AsyncEnvironment(DummyEnvironment):
     """DummyEnvironment with coroutine methods."""
 

@@ -270,6 +270,19 @@ def test_an_environment_that_raises_is_named_with_where_the_run_was() -> None:
     assert (error.phase, error.worker, error.episode, error.step) == (0, 0, 0, 2)
 
 
+def test_an_environment_that_fails_to_start_an_episode_is_named_with_the_episode() -> None:
+    run = document()
+    phase(run)["environments"][0]["environment"] = {
+        "name": f"{COMPONENTS}:SecondStartFails",
+        "uid": "env",
+    }
+    error = failure_of(run)
+    assert str(error) == (
+        f"environment 'env' ({COMPONENTS}:SecondStartFails), phase 0 ('phase_0'), "
+        "worker 0, episode 1: OSError: the simulator is gone"
+    )
+
+
 @pytest.mark.parametrize(
     ("part", "name", "expected"),
     [

@@ -50,6 +50,7 @@ class Worker:
         self.episode = 0
         self.step_index = 0
         self.running = False
+        self._starting = False
         self.readings: dict[str, SensorInformation] = {}
         """Latest reading per sensor id, as agents see it (full uid)."""
         self.plain: dict[str, Any] = {}
@@ -63,7 +64,7 @@ class Worker:
             class_name,
             error,
             worker=self.index,
-            episode=self.episode if self.running else None,
+            episode=self.episode if self.running or self._starting else None,
             step=self.step_index if self.running else None,
         )
 
@@ -73,6 +74,7 @@ class Worker:
         """Start (first episode) or reset the environments, check that they offer every
         id the agents name, and emit EpisodeStarted."""
         self.episode = self.episodes_started
+        self._starting = True
         if self.episodes_started:
             for agent in self.agents:
                 try:
@@ -104,6 +106,7 @@ class Worker:
         self.step_index = 0
         self.episodes_started += 1
         self.running = True
+        self._starting = False
         await self.context.emit(
             EpisodeStarted(self.context.phase, self.index, self.episode, time.time())
         )
