@@ -251,3 +251,19 @@ class HideSensorZero(EnvironmentStateTransformer):
             if reading.uid == "0":
                 reading.value = -1
         return state
+
+
+class GarbageEnvironment(DummyEnvironment):
+    """Returns readings that are not SensorInformation objects."""
+
+    def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:
+        state = super().update(actuators)
+        state.sensor_information = [("0", 1)]  # type: ignore[list-item]
+        return state
+
+
+class NoneMuscle(DummyMuscle):
+    def propose_actions(  # type: ignore[override]
+        self, sensors: list[SensorInformation], actuators_available: list[ActuatorInformation]
+    ) -> tuple[None, None]:
+        return None, None

@@ -322,6 +322,25 @@ def test_an_agent_part_that_raises_is_named(part: str, name: str, expected: str)
     assert error.__cause__ is not None
 
 
+def test_an_environment_that_returns_garbage_is_named() -> None:
+    run = document()
+    phase(run)["environments"][0]["environment"]["name"] = f"{COMPONENTS}:GarbageEnvironment"
+    error = failure_of(run)
+    assert str(error) == (
+        f"environment 'env' ({COMPONENTS}:GarbageEnvironment), phase 0 ('phase_0'), "
+        "worker 0, episode 0, step 0: AttributeError: 'tuple' object has no attribute 'uid'"
+    )
+
+
+def test_a_muscle_that_returns_no_list_is_named() -> None:
+    run = document()
+    phase(run)["agents"][0]["muscle"] = {"name": f"{COMPONENTS}:NoneMuscle"}
+    error = failure_of(run)
+    assert str(error).endswith(
+        "step 0: propose_actions returned None as setpoints; expected a list"
+    )
+
+
 def test_an_actuator_value_outside_its_space_names_the_actuator() -> None:
     run = document()
     phase(run)["agents"][0]["muscle"] = {"name": f"{COMPONENTS}:OutOfSpaceMuscle", "params": {}}

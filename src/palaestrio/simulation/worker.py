@@ -87,19 +87,12 @@ class Worker:
         offered: dict[str, tuple[int, ActuatorInformation]] = {}
         for position, slot in enumerate(self.environments):
             baseline = await self._start(slot)
-            full_ids = slot.full_ids
-            for sensor in baseline.sensors_available:
-                full = full_ids.get(sensor.uid) or self._full_id(slot, sensor.uid)
-                if full in readings:
-                    raise self._offered_twice(slot, "sensor", full)
-                value = sensor.value
-                readings[full] = SensorInformation(value, sensor.space, full)
-                plain[full] = value if type(value) in _PLAIN else self._plain(slot, full, value)
-            for actuator in baseline.actuators_available:
-                full = full_ids.get(actuator.uid) or self._full_id(slot, actuator.uid)
-                if full in offered:
-                    raise self._offered_twice(slot, "actuator", full)
-                offered[full] = (position, actuator)
+            try:
+                self._take_baseline(position, slot, baseline, readings, plain, offered)
+            except ComponentError:
+                raise
+            except Exception as error:  # about what the environment returned
+                raise self._fault(f"environment {slot.uid!r}", slot.class_name, error) from error
         for agent in self.agents:
             self._connect(agent, readings, offered)
         self.readings, self.plain = readings, plain
@@ -110,6 +103,29 @@ class Worker:
         await self.context.emit(
             EpisodeStarted(self.context.phase, self.index, self.episode, time.time())
         )
+
+    def _take_baseline(
+        self,
+        position: int,
+        slot: EnvironmentSlot,
+        baseline: EnvironmentBaseline,
+        readings: dict[str, SensorInformation],
+        plain: dict[str, Any],
+        offered: dict[str, tuple[int, ActuatorInformation]],
+    ) -> None:
+        full_ids = slot.full_ids
+        for sensor in baseline.sensors_available:
+            full = full_ids.get(sensor.uid) or self._full_id(slot, sensor.uid)
+            if full in readings:
+                raise self._offered_twice(slot, "sensor", full)
+            value = sensor.value
+            readings[full] = SensorInformation(value, sensor.space, full)
+            plain[full] = value if type(value) in _PLAIN else self._plain(slot, full, value)
+        for actuator in baseline.actuators_available:
+            full = full_ids.get(actuator.uid) or self._full_id(slot, actuator.uid)
+            if full in offered:
+                raise self._offered_twice(slot, "actuator", full)
+            offered[full] = (position, actuator)
 
     async def _start(self, slot: EnvironmentSlot) -> EnvironmentBaseline:
         environment = slot.environment
@@ -280,6 +296,8 @@ class Worker:
         except Exception as error:
             label = f"muscle of agent {agent.name!r}"
             raise self._fault(label, agent.muscle_class, error) from error
+        if type(setpoints) is not list:
+            setpoints = self._setpoint_list(agent, setpoints)
         table = agent.table
         chosen: dict[str, Any] = {}  # plain values, for the records
         given: dict[str, Any] | None = None  # values as set, where they are not plain
@@ -304,6 +322,13 @@ class Worker:
         agent.values_now = chosen if given is None else given
         agent.chosen = chosen
         agent.acted = True
+
+    def _setpoint_list(self, agent: AgentSlot, setpoints: Any) -> list[ActuatorInformation]:
+        try:
+            return list(setpoints)
+        except TypeError:
+            what = f"propose_actions returned {setpoints!r} as setpoints; expected a list"
+            raise self._fault(f"muscle of agent {agent.name!r}", agent.muscle_class, what) from None
 
     def _setpoint_fault(self, agent: AgentSlot, setpoint: Any, error: Exception) -> ComponentError:
         if isinstance(error, ValueError):
@@ -342,37 +367,37 @@ class Worker:
                     state = await state
                 if slot.transformer is not None:
                     state = slot.transformer(state)
-            except Exception as error:
+                if type(state) is not EnvironmentState:
+                    state = self._legacy_state(slot, state)
+                full_ids = slot.full_ids
+                sensor_values: dict[str, Any] = {}
+                for reading in state.sensor_information:
+                    full = full_ids.get(reading.uid) or self._full_id(slot, reading.uid)
+                    value = reading.value
+                    readings[full] = SensorInformation(value, reading.space, full)
+                    sensor_values[full] = (
+                        value if type(value) in _PLAIN else self._plain(slot, full, value)
+                    )
+                plain.update(sensor_values)
+                env_rewards: dict[str, Any] = {}
+                for reward in state.rewards:
+                    full = full_ids.get(reward.uid) or self._full_id(slot, reward.uid)
+                    value = reward.value
+                    env_rewards[full] = (
+                        value if type(value) in _PLAIN else self._plain(slot, full, value)
+                    )
+                if rewards:
+                    rewards = [*rewards, *state.rewards]
+                    reward_values = {**reward_values, **env_rewards}
+                else:
+                    rewards, reward_values = state.rewards, env_rewards
+                env_done = bool(state.done)
+                simtime = step + 1 if state.simtime is None else to_plain(state.simtime)
+            except ComponentError:
+                raise
+            except Exception as error:  # raised by the environment or about what it returned
                 raise self._fault(f"environment {slot.uid!r}", slot.class_name, error) from error
-            if type(state) is not EnvironmentState:
-                state = self._legacy_state(slot, state)
-            full_ids = slot.full_ids
-            sensor_values: dict[str, Any] = {}
-            for reading in state.sensor_information:
-                full = full_ids.get(reading.uid) or self._full_id(slot, reading.uid)
-                value = reading.value
-                readings[full] = SensorInformation(value, reading.space, full)
-                sensor_values[full] = (
-                    value if type(value) in _PLAIN else self._plain(slot, full, value)
-                )
-            plain.update(sensor_values)
-            env_rewards: dict[str, Any] = {}
-            for reward in state.rewards:
-                full = full_ids.get(reward.uid) or self._full_id(slot, reward.uid)
-                value = reward.value
-                env_rewards[full] = (
-                    value if type(value) in _PLAIN else self._plain(slot, full, value)
-                )
-            if rewards:
-                rewards = rewards + state.rewards
-                reward_values = {**reward_values, **env_rewards}
-            else:
-                rewards, reward_values = state.rewards, env_rewards
-            env_done = bool(state.done)
             done = done or env_done
-            simtime = (
-                step + 1 if state.simtime is None else self._plain(slot, "simtime", state.simtime)
-            )
             world.append(
                 WorldState(
                     context.phase, self.index, self.episode, step, slot.uid, simtime,
