@@ -214,6 +214,7 @@ class _PhaseRun:
                 raise self._fault(
                     f"brain of agent {agent.name!r}", agent.brain.class_name, error
                 ) from error
+            agent.brain.memory = brain.memory  # setup may have replaced it
 
     def _set_up_muscles(self, worker: Worker) -> None:
         for agent in worker.agents:
@@ -226,6 +227,7 @@ class _PhaseRun:
                 raise self._fault(
                     f"muscle of agent {agent.name!r}", agent.muscle_class, error
                 ) from error
+            agent.memory = muscle.memory  # setup may have replaced it
 
     async def _loop(self, stop: trio.Event | None, yield_interval: float) -> bool:
         """Step the workers in turn until every one ran its episodes; True if stopped."""
