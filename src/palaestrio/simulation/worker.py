@@ -2,11 +2,13 @@
 brains are shared), stepping episode by episode and emitting records.
 
 `Worker.step` is the hot path: a step of ten sensors and ten actuators must cost a
-few dozen microseconds, so it avoids per-item function calls where it can (tables per
-actuator, an inline range check for integer spaces, C-level `map`/`zip`), decides
-sync/async once per environment, and converts values to plain data only when they are
-not plain already. Objects an environment returns (readings, rewards, their lists)
-are handed on without copying: an environment must not change them afterwards.
+few dozen microseconds, so it avoids per-item function calls where it can (a table
+per actuator, an inline range check for integer spaces), decides sync/async once per
+environment, converts values to plain data only when they are not plain already, and
+allocates only what must be fresh each step: the readings agents see (full uids), the
+setpoints each environment receives (local uids), and the records. Objects an
+environment returns (readings, rewards, their lists) are handed on without copying:
+an environment must not change them afterwards.
 """
 
 from __future__ import annotations
