@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -44,6 +45,7 @@ from palaestrio.mdp.client import Client, open_client
 from palaestrio.mdp.worker import serve_worker
 from palaestrio.store import messages as store_messages
 from palaestrio.store import service as store_service
+from palaestrio.store.errors import StoreError
 from palaestrio.store.sender import send_status
 from palaestrio.supervise import Child, ChildExit, Launcher, LocalLauncher
 
@@ -288,7 +290,10 @@ class Executor:
                                 heartbeat_liveness=self.heartbeat_liveness,
                             ),
                         )
-                        if self.handle_signals:
+                        if (
+                            self.handle_signals
+                            and threading.current_thread() is threading.main_thread()
+                        ):
                             await self._start_service(services, self._watch_signals)
                         try:
                             async with trio.open_nursery() as runs:
@@ -588,8 +593,20 @@ class Executor:
         self._notify(info)
 
     async def _store(self, client: Client, event: store_messages.StatusEvent) -> str | None:
-        """Sends a status event to the store; returns the status the store now has."""
-        return await send_status(client, event)
+        """Sends a status event to the store; returns the status the store now has.
+
+        A store that refuses the event is logged, not raised: one run's bookkeeping
+        problem must not take the other runs down."""
+        try:
+            return await send_status(client, event)
+        except StoreError as error:
+            log.error(
+                "the store refused %s for run %s: %s",
+                type(event).__name__,
+                event.instance_uid,
+                error,
+            )
+            return None
 
     # -- what governors tell us -----------------------------------------------------
 
