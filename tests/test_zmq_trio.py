@@ -8,6 +8,7 @@ many-socket patterns, each bounded by fail_after: a lost wakeup shows up as a ti
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import trio
@@ -120,6 +121,67 @@ async def test_send_waits_at_the_high_water_mark_and_resumes() -> None:
                 for index in range(count):
                     await push.send_multipart([b"%d" % index])
             assert received == list(range(count))
+
+
+@pytest.mark.parametrize("hwm", [1000, 4], ids=["roomy", "tight"])
+async def test_duplex_sender_and_receiver_tasks_on_one_socket(hwm: int) -> None:
+    """One task sends while another receives on the same socket: the case where a
+    naive adapter hangs (trio-notes §1.4). Tight high-water marks make both directions
+    wait on the one FD at the same time."""
+    count = 10_000
+    received: list[int] = []
+    with trio.fail_after(60):
+        async with open_socket(zmq.DEALER) as sock, open_socket(zmq.DEALER) as echo_sock:
+            for raw in (sock.raw, echo_sock.raw):
+                raw.setsockopt(zmq.SNDHWM, hwm)
+                raw.setsockopt(zmq.RCVHWM, hwm)
+            echo_sock.connect(sock.bind(ANY_PORT))
+
+            async def echo_back() -> None:
+                for _ in range(count):
+                    await echo_sock.send_multipart(await echo_sock.recv_multipart())
+
+            async def send_all() -> None:
+                for index in range(count):
+                    await sock.send_multipart([b"%d" % index])
+
+            async def receive_all() -> None:
+                for _ in range(count):
+                    received.append(int((await sock.recv_multipart())[0]))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(echo_back)
+                nursery.start_soon(receive_all)
+                nursery.start_soon(send_all)
+    assert received == list(range(count))
+
+
+async def test_a_receivers_zmq_calls_do_not_swallow_the_senders_wakeup() -> None:
+    """Deterministic form of a duplex lost wakeup: a sender watches the FD for POLLOUT
+    (its peer is not connected yet); the connection comes up while trio cannot run; then
+    a receiver's recv (Again) and EVENTS read process the attach command, which drains
+    the FD. POLLOUT is now set, so the sender must be woken by whoever saw it."""
+    with trio.fail_after(10):
+        async with open_socket(zmq.DEALER) as sock, open_socket(zmq.DEALER) as peer:
+            endpoint = sock.bind(ANY_PORT)
+            sent = trio.Event()
+
+            async def sender() -> None:
+                await sock.send_multipart([b"hello"])  # no peer yet: it waits on the FD
+                sent.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender)
+                await trio.sleep(0.1)
+                peer.connect(endpoint)
+                # Blocking on purpose: the connection is made while trio cannot run.
+                time.sleep(0.5)  # noqa: ASYNC251
+                with trio.move_on_after(0.5):
+                    await sock.recv_multipart()  # nothing to receive; it parks
+                with trio.fail_after(2):
+                    await sent.wait()
+                assert await peer.recv_multipart() == [b"hello"]
+                nursery.cancel_scope.cancel()
 
 
 async def test_many_socket_pairs_in_parallel() -> None:
