@@ -277,14 +277,7 @@ class Worker:
 
     def _act(self, agent: AgentSlot, batches: list[list[ActuatorInformation]]) -> None:
         """The agent thinks and proposes; its setpoints are checked and routed."""
-        shared = agent.brain
-        try:
-            update = shared.thinking(agent.muscle_id, agent.data_for_brain)
-        except Exception as error:
-            label = f"brain of agent {agent.name!r}"
-            raise self._fault(label, shared.class_name, error) from error
-        if update is not None or agent.brain_version != shared.version:
-            self._deliver(agent, update)
+        self._think(agent)
         ids = agent.sensor_ids
         sensors = list(map(self.readings.__getitem__, ids))
         plain = self.plain
