@@ -321,7 +321,7 @@ def scenarios(side: Side, base: Path, rows: dict[str, Row]) -> None:
         side.argv(directory, [write(directory, "trivial", steps=10, agents=1)], 1), directory
     )
     note = check(outcome, directory, 10)
-    rows["trivial"].add(side.name, None if note else outcome.wall, note)
+    rows["trivial"].add(side.name, outcome.wall, note)
 
     # (b) steps/s with 2 agents, store on; process tree of the 5,000-step run.
     for steps in (1_000, 5_000):
@@ -329,7 +329,7 @@ def scenarios(side: Side, base: Path, rows: dict[str, Row]) -> None:
         run = write(directory, f"steps-{steps}", steps=steps, agents=2)
         outcome = measure(side.argv(directory, [run], 1), directory)
         note = check(outcome, directory, steps)
-        rows[f"rate{steps}"].add(side.name, None if note else steps / outcome.wall, note)
+        rows[f"rate{steps}"].add(side.name, steps / outcome.wall, note)
         if steps == 5_000:
             rows["rss1"].add(side.name, outcome.peak_rss / 2**20)
             rows["procs1"].add(side.name, outcome.peak_processes)
@@ -339,7 +339,7 @@ def scenarios(side: Side, base: Path, rows: dict[str, Row]) -> None:
     files = [write(directory, f"parallel-{i}", steps=1_000, agents=2) for i in range(4)]
     outcome = measure(side.argv(directory, files, 4), directory)
     note = check(outcome, directory, 4_000)
-    rows["par_wall"].add(side.name, None if note else outcome.wall, note)
+    rows["par_wall"].add(side.name, outcome.wall, note)
     rows["par_rss"].add(side.name, outcome.peak_rss / 2**20)
     rows["par_procs"].add(side.name, outcome.peak_processes)
 
@@ -394,7 +394,7 @@ KEYS = [
 
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
-        return "failed"
+        return "-"
     if unit == "steps/s" or unit == "MB":
         return f"{value:,.0f} {unit}"
     if unit == "s":
@@ -409,7 +409,13 @@ def table(rows: dict[str, Row], sides: list[str]) -> str:
     lines = [header]
     for key in KEYS:
         row = rows[key]
-        cells = [row.label, *(fmt(row.median(side), row.unit) for side in sides)]
+        cells = [
+            row.label,
+            *(
+                fmt(row.median(side), row.unit) + ("*" if side in row.notes else "")
+                for side in sides
+            ),
+        ]
         if len(sides) == 2:
             ours, theirs = row.median(sides[0]), row.median(sides[1])
             if ours and theirs:
@@ -432,7 +438,7 @@ def table(rows: dict[str, Row], sides: list[str]) -> str:
     for key in KEYS:
         for side, notes in rows[key].notes.items():
             for note in sorted(set(notes)):
-                out.append(f"note: {rows[key].label} [{side}]: {note}")
+                out.append(f"* {rows[key].label} [{side}]: {note}")
     return "\n".join(out)
 
 
@@ -441,13 +447,21 @@ def main() -> None:
     parser.add_argument("--palaestrai", type=Path, help="palaestrAI's `palaestrai` executable")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (median)")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    parser.add_argument(
+        "--keep", type=Path, help="keep every scenario's directory (store, output) under here"
+    )
     args = parser.parse_args()
     sides: list[Side] = [Palaestrio()]
     if args.palaestrai is not None:
         sides.append(Palaestrai(args.palaestrai.resolve()))
     rows = dict(zip(KEYS, ROWS, strict=True))
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench-peer-") as base:
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            base = str(args.keep)
+        else:
+            base = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-peer-"))
         for side in sides:
             for repetition in range(args.repeat):
                 print(f"{side.name}: repetition {repetition + 1} of {args.repeat}", flush=True)
