@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -179,11 +180,34 @@ async def test_worker_reconnects_by_itself_after_broker_restart(
                 async with open_client(endpoint) as client:
                     assert await client.request("steady", b"before") == [b"ok", b"before"]
             await trio.sleep(downtime)
+            await until_released(bind)
             async with running_broker(bind, **FAST) as endpoint, open_client(endpoint) as client:
                 with trio.fail_after(10):
                     assert await client.request("steady", b"after") == [b"ok", b"after"]
             nursery.cancel_scope.cancel()
     assert served == [[b"before"], [b"after"]]
+
+
+async def until_released(endpoint: str) -> None:
+    """Waits until libzmq has really let go of a closed broker's TCP port.
+
+    zmq_close returns before the I/O thread closes the listener, so `serve()` may return
+    while the port is still held, and binding it again at once can fail with EADDRINUSE
+    (reported to the broker's author). An ipc:// path is simply bound again.
+    """
+    if not endpoint.startswith("tcp://"):
+        return
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    while True:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, int(port)))
+            except OSError:
+                pass
+            else:
+                return
+        await trio.sleep(0.005)
 
 
 async def test_client_opened_before_a_broker_restart_works_after_it() -> None:
@@ -193,6 +217,7 @@ async def test_client_opened_before_a_broker_restart_works_after_it() -> None:
             async with running_broker(bind, **FAST):
                 await nursery.start(partial(serve_worker, bind, "s", echo_handler, **FAST))
                 assert await client.request("s", b"1") == [b"1"]
+            await until_released(bind)
             async with running_broker(bind, **FAST):
                 with trio.fail_after(10):
                     assert await client.request("s", b"2") == [b"2"]

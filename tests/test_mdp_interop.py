@@ -105,6 +105,8 @@ async def test_mmi_service_through_a_plain_client() -> None:
             running_broker() as endpoint,
             running_plain_worker(endpoint, b"present"),
         ):
+            # READY is sent, not necessarily handled yet: a served request proves it is.
+            assert await plain_request(endpoint, b"present", b"hi") == [b"hi"]
             # plain_request also checks that the reply names "mmi.service" (RFC 7 REPLY).
             assert await plain_request(endpoint, b"mmi.service", b"present") == [b"200"]
             assert await plain_request(endpoint, b"mmi.service", b"absent") == [b"404"]
@@ -118,6 +120,7 @@ async def test_mmi_service_through_the_palaestrio_client() -> None:
             running_worker(endpoint, "present", echo_handler),
             open_client(endpoint) as client,
         ):
+            assert await client.request("present", b"hi") == [b"hi"]  # READY handled
             assert await client.request("mmi.service", b"present") == [b"200"]
             assert await client.request("mmi.service", b"absent") == [b"404"]
             assert await client.request("mmi.whatever", b"") == [b"501"]
