@@ -31,6 +31,9 @@ from palaestrio.mdp.worker import serve_worker
 from palaestrio.zmq_trio import Socket, open_socket
 
 FAST = {"heartbeat_interval": 0.1, "heartbeat_liveness": 3}
+# Expiry after 1 s: still short, but a loaded 2-core machine can stall a process for
+# more than 0.3 s, which FAST would rightly count as a dead worker.
+STEADY = {"heartbeat_interval": 0.2, "heartbeat_liveness": 5}
 
 
 # --- client -----------------------------------------------------------------------------
@@ -133,19 +136,19 @@ async def test_worker_serves_one_request_at_a_time() -> None:
 
 
 async def test_a_long_request_is_not_taken_for_a_dead_worker() -> None:
-    """The handler runs ten times the broker's expiry time; heartbeats keep flowing."""
+    """The handler runs four times the broker's expiry time; heartbeats keep flowing."""
     calls = 0
 
     async def handler(body: list[bytes]) -> list[bytes]:
         nonlocal calls
         calls += 1
-        await trio.sleep(3.0)
+        await trio.sleep(4.0)
         return [b"finally", *body]
 
     with trio.fail_after(20):
         async with (
-            running_broker(**FAST) as endpoint,
-            running_worker(endpoint, "slowpoke", handler, **FAST),
+            running_broker(**STEADY) as endpoint,
+            running_worker(endpoint, "slowpoke", handler, **STEADY),
             open_client(endpoint) as client,
         ):
             assert await client.request("slowpoke", b"x") == [b"finally", b"x"]
