@@ -3,6 +3,7 @@ process carrying that tag (children, grandchildren, orphans) may still be alive.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,8 +49,6 @@ def no_leftover_processes() -> Iterator[str]:
             os.environ[TAG_VARIABLE] = previous
     left = processes_with_tag(tag)
     for pid, _ in left:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
     assert not left, f"processes left behind by this test: {left}"

@@ -125,8 +125,14 @@ def record_key(record: Record) -> RecordKey:
     """The natural key of a record within one run instance."""
     match record:
         case WorldState():
-            return ("w", record.phase, record.worker, record.episode, record.step,
-                    record.environment)
+            return (
+                "w",
+                record.phase,
+                record.worker,
+                record.episode,
+                record.step,
+                record.environment,
+            )
         case MuscleAction():
             return ("m", record.phase, record.worker, record.episode, record.step, record.agent)
         case EpisodeStarted() | EpisodeEnded():

@@ -160,7 +160,16 @@ class Socket:
             self._wakeup = trio.Event()
 
     async def _wait_for(self, flag: int) -> None:
-        while not cast(int, self.raw.getsockopt(zmq.EVENTS)) & flag:
+        while True:
+            events = cast(int, self.raw.getsockopt(zmq.EVENTS))
+            # Reading EVENTS (like the failed attempt before it) may have consumed the
+            # edge the task waiting for the *other* direction needs: if its flag is set
+            # now, wake it. Only then, so two waiters never wake each other in circles.
+            other_waits = self._sending if flag == zmq.POLLIN else self._receiving
+            if other_waits and events & (zmq.POLLOUT if flag == zmq.POLLIN else zmq.POLLIN):
+                self._wake_others()
+            if events & flag:
+                return
             if self._watch_scope is None:
                 try:
                     with trio.CancelScope() as self._watch_scope:
