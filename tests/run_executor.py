@@ -6,6 +6,7 @@ exits 130 / 143 when SIGINT / SIGTERM interrupted it.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import trio
@@ -27,4 +28,10 @@ async def main(db: str, files: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(trio.run(main, sys.argv[1], sys.argv[2:]))
+    try:
+        code = trio.run(main, sys.argv[1], sys.argv[2:])
+    except KeyboardInterrupt:
+        code = 130  # a ^C after the executor had already finished (as the CLI does)
+    # Everything is down: a late ^C must not turn the exit status into "killed".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import os
 import sys
 import warnings
@@ -172,6 +173,9 @@ def experiment_start(
             logging.getLogger("palaestrio.governor").getEffectiveLevel()
         )
         state, infos = trio.run(_execute, runs, config, view, governor_level)
+    if state.name in EXIT_CODES:
+        # Everything is down: a late ^C must not turn the exit status into "killed".
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _print_summary(console, config.store_uri, infos)
     if state.name in EXIT_CODES:
         ctx.exit(EXIT_CODES[state.name])

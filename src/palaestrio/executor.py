@@ -241,10 +241,16 @@ class Executor:
         if self._state is not ExecutorState.PRISTINE:
             raise ExecutorError("an Executor runs only once")
         try:
-            async with self._supervision() as executor:
-                yield executor
-        except BaseExceptionGroup as group:
-            raise _single_error(group) from None
+            try:
+                async with self._supervision() as executor:
+                    yield executor
+            except BaseExceptionGroup as group:
+                raise _single_error(group) from None
+        except KeyboardInterrupt:
+            # A signal that came again while we were already going down is re-delivered
+            # by trio's signal receiver as KeyboardInterrupt: it asked for what we did.
+            if self._interrupted_by is None:
+                raise
         if self._interrupted_by is not None:
             raise ExecutorInterrupted(self._interrupted_by)
 

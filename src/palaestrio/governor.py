@@ -45,6 +45,7 @@ class Governor:
         self.nursery = nursery
         self.started = False
         self.stop = trio.Event()
+        self.stop_reason = "shutdown requested"
         self.done = trio.Event()
 
     async def handle(self, frames: list[bytes]) -> list[bytes]:
@@ -57,6 +58,7 @@ class Governor:
         if isinstance(request, messages.ExperimentRunStartRequest):
             return [messages.encode(self.start(request))]
         log.info("shutdown requested: %s", request.reason)
+        self.stop_reason = request.reason
         self.stop.set()
         if not self.started:
             self.done.set()
@@ -94,7 +96,7 @@ class Governor:
                     status, reason = "error", str(error)
                 else:
                     if summary.stopped:
-                        status, reason = "cancelled", "shutdown requested"
+                        status, reason = "cancelled", self.stop_reason
                 nursery.cancel_scope.cancel()
         # Leaving the sink's block waited until the store acknowledged every record.
         log.debug("every record is stored")
