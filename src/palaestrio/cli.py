@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
