@@ -26,44 +26,19 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SIM = "palaestrio.simulation"
 REPEAT = 5
+sys.path.insert(0, str(HERE.parent / "tests"))  # run files and the slow test environment
 
 
 def experiment(directory: Path, uid: str, steps: int, agents: int, slow: bool = False) -> Path:
-    environment = f"{SIM}:DummyEnvironment"
-    params = f"{{max_iter: {steps}}}"
-    if slow:  # a run long enough to interrupt: the test components' sleepy environment
-        environment, params = "executor_components:SlowEnvironment", "{max_iter: 1000000}"
-    agent_blocks = "".join(
-        f"""
-        - name: agent_{i}
-          brain: {{name: {SIM}:DummyBrain, params: {{}}}}
-          muscle: {{name: {SIM}:DummyMuscle, params: {{}}}}
-          objective: {{name: {SIM}:DummyObjective, params: {{}}}}
-          sensors: [{", ".join(f"env.{s}" for s in range(5 * i, 5 * i + 5))}]
-          actuators: [{", ".join(f"env.{s}" for s in range(5 * i, 5 * i + 5))}]"""
-        for i in range(agents)
-    )
-    path = directory / f"{uid}.yml"
-    path.write_text(
-        f"""uid: {uid}
-seed: 1
-version: "3.5"
-schedule:
-  - phase:
-      environments:
-        - environment: {{name: {environment}, uid: env, params: {params}}}
-      agents:{agent_blocks}
-      simulation:
-        name: {SIM}:VanillaSimulationController
-        conditions: [{{name: {SIM}:EnvironmentTerminationCondition, params: {{}}}}]
-      phase_config: {{mode: train, worker: 1, episodes: 1}}
-run_config:
-  condition: {{name: {SIM}:VanillaRunGovernorTerminationCondition, params: {{}}}}
-"""
-    )
-    return path
+    """The same run files the executor tests use (one environment, 5 sensors per agent)."""
+    from executor_support import write_experiment
+
+    if slow:  # long enough to interrupt: the tests' sleepy environment
+        return write_experiment(
+            directory, uid, environment="executor_components:SlowEnvironment", max_iter=10**6
+        )
+    return write_experiment(directory, uid, max_iter=steps, agents=agents)
 
 
 # -- the child side: one executor run, reporting JSON on stdout -----------------------
@@ -185,7 +160,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=REPEAT)
     args = parser.parse_args()
     if args.child:
-        sys.path.insert(0, str(HERE.parent / "tests"))  # the slow test environment
         db, parallel, *files = args.child
         child(files, db, int(parallel))
         return
