@@ -81,7 +81,7 @@ class EpisodeEnded(msgspec.Struct, frozen=True, tag="episode_ended"):
     walltime: float
 
 
-class WorldState(msgspec.Struct, frozen=True, tag="world_state"):
+class WorldState(msgspec.Struct, frozen=True, gc=False, tag="world_state"):
     """One environment after one step."""
 
     phase: int
@@ -99,7 +99,7 @@ class WorldState(msgspec.Struct, frozen=True, tag="world_state"):
     walltime: float
 
 
-class MuscleAction(msgspec.Struct, frozen=True, tag="muscle_action"):
+class MuscleAction(msgspec.Struct, frozen=True, gc=False, tag="muscle_action"):
     """One agent's decision in one step."""
 
     phase: int

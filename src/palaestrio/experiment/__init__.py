@@ -1,10 +1,50 @@
-"""Experiment files: palaestrAI 3.5's YAML shape, validated before anything runs."""
+"""Experiment files: palaestrAI 3.5's YAML shape, validated before anything runs.
 
-from .components import PALAESTRAI_ALIASES as PALAESTRAI_ALIASES
-from .errors import ExperimentFileError as ExperimentFileError
-from .errors import ExperimentFileWarning as ExperimentFileWarning
-from .errors import Problem as Problem
-from .loader import load_experiment_run_text as load_experiment_run_text
-from .loader import load_experiment_runs as load_experiment_runs
-from .model import ExperimentRun as ExperimentRun
-from .model import PhaseSpec as PhaseSpec
+Submodules load on first use: a RunGovernor needs only the run model, not the YAML
+parser and the validation machinery.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "PALAESTRAI_ALIASES": "components",
+    "ExperimentFileError": "errors",
+    "ExperimentFileWarning": "errors",
+    "Problem": "errors",
+    "load_experiment_run_text": "loader",
+    "load_experiment_runs": "loader",
+    "ExperimentRun": "model",
+    "PhaseSpec": "model",
+}
+
+__all__ = [
+    "PALAESTRAI_ALIASES",
+    "ExperimentFileError",
+    "ExperimentFileWarning",
+    "ExperimentRun",
+    "PhaseSpec",
+    "Problem",
+    "load_experiment_run_text",
+    "load_experiment_runs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+if TYPE_CHECKING:
+    from .components import PALAESTRAI_ALIASES as PALAESTRAI_ALIASES
+    from .errors import ExperimentFileError as ExperimentFileError
+    from .errors import ExperimentFileWarning as ExperimentFileWarning
+    from .errors import Problem as Problem
+    from .loader import load_experiment_run_text as load_experiment_run_text
+    from .loader import load_experiment_runs as load_experiment_runs
+    from .model import ExperimentRun as ExperimentRun
+    from .model import PhaseSpec as PhaseSpec
