@@ -9,13 +9,16 @@
     memory of the whole process tree (executor + governors, sampled every 10 ms);
 (d) SIGINT to an executor running a long run: time until the process has exited.
 
-Every measurement runs in a fresh Python process, as a user's would.
+Every measurement runs in a fresh Python process, as a user's would, with bytecode
+caching on (this machine's environment sets PYTHONDONTWRITEBYTECODE=1, which would make
+every RunGovernor compile palaestrio from source: about 0.1 s a start).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -27,6 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPEAT = 5
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 sys.path.insert(0, str(HERE.parent / "tests"))  # run files and the slow test environment
 
 
@@ -115,6 +119,7 @@ def run_child(files: list[Path], db: Path, parallel: int = 1) -> tuple[dict[str,
         stdout=subprocess.PIPE,
         text=True,
         cwd=HERE.parent / "tests",
+        env=CHILD_ENV,
     )
     peak = 0
     stop = threading.Event()
@@ -141,6 +146,7 @@ def sigint_exit(directory: Path, index: int) -> float:
         stdout=subprocess.PIPE,
         text=True,
         cwd=HERE.parent / "tests",
+        env=CHILD_ENV,
     )
     assert process.stdout is not None
     for line in process.stdout:
