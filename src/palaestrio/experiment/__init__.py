@@ -6,8 +6,9 @@ parser and the validation machinery.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from palaestrio._lazy import lazy_attributes
 
 _WHERE = {
     "PALAESTRAI_ALIASES": "components",
@@ -32,11 +33,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 
 if TYPE_CHECKING:

@@ -11,8 +11,9 @@ Reading: `list_runs(open_database(uri))`, `run_details(engine, uid)`.
 # SQLAlchemy (whose import alone costs a few tenths of a second at every run start).
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from palaestrio._lazy import lazy_attributes
 
 _WHERE = {
     "create_database": "engine",
@@ -79,11 +80,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 
 if TYPE_CHECKING:
