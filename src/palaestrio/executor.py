@@ -500,24 +500,22 @@ class Executor:
         assert child.exit is not None
         return child.exit
 
-    async def _start(self, client: Client, slot: _Slot, child: Child) -> bool:
-        """Sends the start request; False when the governor died or refused first."""
-        info = slot.info
-        assert info.run_governor_id is not None
-        request = messages.ExperimentRunStartRequest(info.instance_uid, info.experiment_run)
+    async def _ask_governor(
+        self, client: Client, slot: _Slot, child: Child, request: messages.GovernorRequest
+    ) -> messages.GovernorResponse | None:
+        """Sends `request` to the run's governor; None if the governor exits first (its
+        request would otherwise wait in the broker for a worker that never comes)."""
+        service = messages.governor_service(slot.info.run_governor_id or "")
         response: messages.GovernorResponse | None = None
         async with trio.open_nursery() as race:
 
             async def ask() -> None:
                 nonlocal response
-                reply = await client.request(
-                    messages.governor_service(info.run_governor_id or ""),
-                    messages.encode(request),
-                )
+                reply = await client.request(service, messages.encode(request))
                 try:
                     response = messages.governor_response_decoder.decode(reply[0])
                 except (msgspec.DecodeError, IndexError) as problem:
-                    slot.cancel_reason = f"malformed start response: {problem}"
+                    slot.info.reason = f"malformed answer from the RunGovernor: {problem}"
                 race.cancel_scope.cancel()
 
             async def watch_exit() -> None:
@@ -526,7 +524,15 @@ class Executor:
 
             race.start_soon(ask)
             race.start_soon(watch_exit)
-            race.cancel_scope.deadline = trio.current_time() + self.start_timeout
+        return response
+
+    async def _start(self, client: Client, slot: _Slot, child: Child) -> bool:
+        """Sends the start request; False when the governor died, refused or stayed mute."""
+        info = slot.info
+        request = messages.ExperimentRunStartRequest(info.instance_uid, info.experiment_run)
+        response = None
+        with trio.move_on_after(self.start_timeout):
+            response = await self._ask_governor(client, slot, child, request)
         if isinstance(response, messages.ExperimentRunStartResponse) and response.successful:
             info.experiment_run_id = info.experiment_run.uid
             info.status = "running"
@@ -539,24 +545,9 @@ class Executor:
         return False
 
     async def _request_shutdown(self, client: Client, slot: _Slot, child: Child) -> None:
-        assert slot.info.run_governor_id is not None
-        request = messages.ExperimentRunShutdownRequest(
-            slot.info.instance_uid, slot.cancel_reason or "cancelled"
-        )
-        async with trio.open_nursery() as race:
-
-            async def ask() -> None:
-                await client.request(
-                    messages.governor_service(slot.info.run_governor_id or ""),
-                    messages.encode(request),
-                )
-
-            async def watch_exit() -> None:
-                await child.exited.wait()
-                race.cancel_scope.cancel()
-
-            race.start_soon(ask)
-            race.start_soon(watch_exit)
+        reason = slot.cancel_reason or "cancelled"
+        request = messages.ExperimentRunShutdownRequest(slot.info.instance_uid, reason)
+        await self._ask_governor(client, slot, child, request)
 
     async def _finalize(self, client: Client, slot: _Slot, exit_: ChildExit | None) -> None:
         """Records how the run ended, unless the governor already stored it itself."""
