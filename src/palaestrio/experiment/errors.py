@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import PalaestrioError
+
 import dataclasses
 
 
@@ -22,7 +24,7 @@ class Problem:
         )
 
 
-class ExperimentFileError(ValueError):
+class ExperimentFileError(PalaestrioError, ValueError):
     """An experiment file (or several) has problems; `problems` lists every one."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import PalaestrioError
 
-class ComponentError(RuntimeError):
+
+class ComponentError(PalaestrioError, RuntimeError):
     """A component (environment, brain, muscle, objective, ...) failed during a run.
 
     The message names the component, its class, and where the run was (phase, worker,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from palaestrio.errors import PalaestrioError
 
-class StoreError(Exception):
+
+class StoreError(PalaestrioError):
     """Something about the store (its URI, database, schema or service) is wrong."""
 
 
