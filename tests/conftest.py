@@ -1,37 +1,34 @@
-"""Suite-wide guards: every test runs with a tag in its environment, and afterwards no
-process carrying that tag (children, grandchildren, orphans) may still be alive."""
+"""Suite-wide guard: after every test, no process it started may still be alive, at any
+depth and whatever it calls itself (see `leak_guard`)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Generator, Iterator
 
 import pytest
 
-TAG_VARIABLE = "PALAESTRIO_TEST_TAG"
+from leak_guard import TAG_VARIABLE, LeakGuard
+from palaestrio import proctree
+
+pytest_plugins = ["pytester"]
+
+GUARD = LeakGuard()
 
 
-def processes_with_tag(tag: str) -> list[tuple[int, str]]:
-    """Live (non-zombie) processes other than this one whose environment holds `tag`."""
-    needle = f"{TAG_VARIABLE}={tag}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            status = (entry / "stat").read_text()
-            if status.rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        found.append((int(entry.name), cmdline.strip()))
-    return found
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """Processes a session fixture starts (a database server) may outlive the test."""
+    if fixturedef.scope != "session":
+        return (yield)
+    before = GUARD.snapshot()
+    try:
+        return (yield)
+    finally:
+        GUARD.allow(GUARD.snapshot() - before)
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +37,7 @@ def no_leftover_processes() -> Iterator[str]:
     tag = uuid.uuid4().hex
     previous = os.environ.get(TAG_VARIABLE)
     os.environ[TAG_VARIABLE] = tag
+    before = GUARD.snapshot()
     try:
         yield tag
     finally:
@@ -47,8 +45,7 @@ def no_leftover_processes() -> Iterator[str]:
             del os.environ[TAG_VARIABLE]
         else:
             os.environ[TAG_VARIABLE] = previous
-    left = processes_with_tag(tag)
-    for pid, _ in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 9)
+    left = GUARD.leftovers(before, tag)
+    proctree.kill(pid for pid, _ in left)
+    GUARD.reap_zombies()
     assert not left, f"processes left behind by this test: {left}"
