@@ -11,9 +11,9 @@ from pathlib import Path
 
 import trio
 
+from palaestrio.components.environment import EnvironmentBaseline, EnvironmentState
+from palaestrio.components.information import ActuatorInformation
 from palaestrio.simulation import DummyEnvironment
-from palaestrio.simulation.environment import EnvironmentBaseline, EnvironmentState
-from palaestrio.simulation.information import ActuatorInformation
 
 
 class FailingEnvironment(DummyEnvironment):

@@ -14,6 +14,8 @@ import msgspec
 import pytest
 import yaml
 
+from palaestrio.components.kinds import kind_problem
+from palaestrio.components.names import import_class
 from palaestrio.experiment import (
     PALAESTRAI_ALIASES,
     ExperimentFileWarning,
@@ -21,7 +23,6 @@ from palaestrio.experiment import (
     load_experiment_run_text,
     load_experiment_runs,
 )
-from palaestrio.experiment.components import import_class, kind_problem
 
 DATA = Path(__file__).parent / "data" / "experiments"
 EXAMPLE = resources.files("palaestrio") / "examples" / "dummy_experiment.yml"
@@ -160,6 +161,22 @@ def test_importing_the_experiment_package_stays_light() -> None:
         "from palaestrio.experiment import load_experiment_runs\n"
         f"load_experiment_runs({str(DATA / 'base.yml')!r})\n"
         "print(sorted(m for m in ('gymnasium', 'numpy', 'trio') if m in sys.modules))\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert finished.stdout.strip() == "[]"
+
+
+def test_the_experiment_package_does_not_import_the_step_loop() -> None:
+    """experiment (data, loading, checks) resolves names through palaestrio.components;
+    the step loop (palaestrio.simulation) builds on experiment, never the other way."""
+    program = (
+        "import sys\n"
+        "import palaestrio.experiment\n"
+        "from palaestrio.experiment import checks, loader, model, schema, yamltree\n"
+        "from palaestrio.experiment import PALAESTRAI_ALIASES, load_experiment_run_text\n"
+        "print(sorted(m for m in sys.modules if m.startswith('palaestrio.simulation')))\n"
     )
     finished = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True

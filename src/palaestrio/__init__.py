@@ -27,38 +27,38 @@ _WHERE = {
     "PhaseSpec": "experiment",
     "load_experiment_run_text": "experiment",
     "load_experiment_runs": "experiment",
-    "Brain": "simulation",
-    "Memory": "simulation",
-    "MemoryRow": "simulation",
-    "Mode": "simulation",
-    "Muscle": "simulation",
-    "Objective": "simulation",
-    "SimulationController": "simulation",
-    "TakingTurnsSimulationController": "simulation",
-    "VanillaSimulationController": "simulation",
+    "Brain": "components",
+    "Memory": "components",
+    "MemoryRow": "components",
+    "Mode": "components",
+    "Muscle": "components",
+    "Objective": "components",
+    "SimulationController": "components",
+    "TakingTurnsSimulationController": "components",
+    "VanillaSimulationController": "components",
     "DummyBrain": "simulation",
     "DummyEnvironment": "simulation",
     "DummyMuscle": "simulation",
     "DummyObjective": "simulation",
-    "Environment": "simulation",
-    "EnvironmentBaseline": "simulation",
-    "EnvironmentState": "simulation",
-    "EnvironmentStateTransformer": "simulation",
-    "Reward": "simulation",
+    "Environment": "components",
+    "EnvironmentBaseline": "components",
+    "EnvironmentState": "components",
+    "EnvironmentStateTransformer": "components",
+    "Reward": "components",
     "ComponentError": "simulation",
     "SensorActuatorMismatchError": "simulation",
-    "ActuatorInformation": "simulation",
-    "RewardInformation": "simulation",
-    "SensorInformation": "simulation",
+    "ActuatorInformation": "components",
+    "RewardInformation": "components",
+    "SensorInformation": "components",
     "RunSummary": "simulation",
     "run_in_process": "simulation",
     "run_in_process_sync": "simulation",
-    "EnvironmentTerminationCondition": "simulation",
-    "MaxEpisodesTerminationCondition": "simulation",
-    "PhaseProgress": "simulation",
-    "StepOutcome": "simulation",
-    "TerminationCondition": "simulation",
-    "VanillaRunGovernorTerminationCondition": "simulation",
+    "EnvironmentTerminationCondition": "components",
+    "MaxEpisodesTerminationCondition": "components",
+    "PhaseProgress": "components",
+    "StepOutcome": "components",
+    "TerminationCondition": "components",
+    "VanillaRunGovernorTerminationCondition": "components",
     "NullSink": "records",
     "ListSink": "records",
     "RecordSink": "records",
@@ -121,6 +121,37 @@ __getattr__ = lazy_attributes(__name__, _WHERE)
 
 
 if TYPE_CHECKING:
+    from palaestrio.components import ActuatorInformation as ActuatorInformation
+    from palaestrio.components import Brain as Brain
+    from palaestrio.components import Environment as Environment
+    from palaestrio.components import EnvironmentBaseline as EnvironmentBaseline
+    from palaestrio.components import EnvironmentState as EnvironmentState
+    from palaestrio.components import EnvironmentStateTransformer as EnvironmentStateTransformer
+    from palaestrio.components import (
+        EnvironmentTerminationCondition as EnvironmentTerminationCondition,
+    )
+    from palaestrio.components import (
+        MaxEpisodesTerminationCondition as MaxEpisodesTerminationCondition,
+    )
+    from palaestrio.components import Memory as Memory
+    from palaestrio.components import MemoryRow as MemoryRow
+    from palaestrio.components import Mode as Mode
+    from palaestrio.components import Muscle as Muscle
+    from palaestrio.components import Objective as Objective
+    from palaestrio.components import PhaseProgress as PhaseProgress
+    from palaestrio.components import Reward as Reward
+    from palaestrio.components import RewardInformation as RewardInformation
+    from palaestrio.components import SensorInformation as SensorInformation
+    from palaestrio.components import SimulationController as SimulationController
+    from palaestrio.components import StepOutcome as StepOutcome
+    from palaestrio.components import (
+        TakingTurnsSimulationController as TakingTurnsSimulationController,
+    )
+    from palaestrio.components import TerminationCondition as TerminationCondition
+    from palaestrio.components import (
+        VanillaRunGovernorTerminationCondition as VanillaRunGovernorTerminationCondition,
+    )
+    from palaestrio.components import VanillaSimulationController as VanillaSimulationController
     from palaestrio.executor import Executor as Executor
     from palaestrio.executor import ExecutorError as ExecutorError
     from palaestrio.executor import ExecutorInterrupted as ExecutorInterrupted
@@ -139,43 +170,12 @@ if TYPE_CHECKING:
     from palaestrio.records import ListSink as ListSink
     from palaestrio.records import NullSink as NullSink
     from palaestrio.records import RecordSink as RecordSink
-    from palaestrio.simulation import ActuatorInformation as ActuatorInformation
-    from palaestrio.simulation import Brain as Brain
     from palaestrio.simulation import ComponentError as ComponentError
     from palaestrio.simulation import DummyBrain as DummyBrain
     from palaestrio.simulation import DummyEnvironment as DummyEnvironment
     from palaestrio.simulation import DummyMuscle as DummyMuscle
     from palaestrio.simulation import DummyObjective as DummyObjective
-    from palaestrio.simulation import Environment as Environment
-    from palaestrio.simulation import EnvironmentBaseline as EnvironmentBaseline
-    from palaestrio.simulation import EnvironmentState as EnvironmentState
-    from palaestrio.simulation import EnvironmentStateTransformer as EnvironmentStateTransformer
-    from palaestrio.simulation import (
-        EnvironmentTerminationCondition as EnvironmentTerminationCondition,
-    )
-    from palaestrio.simulation import (
-        MaxEpisodesTerminationCondition as MaxEpisodesTerminationCondition,
-    )
-    from palaestrio.simulation import Memory as Memory
-    from palaestrio.simulation import MemoryRow as MemoryRow
-    from palaestrio.simulation import Mode as Mode
-    from palaestrio.simulation import Muscle as Muscle
-    from palaestrio.simulation import Objective as Objective
-    from palaestrio.simulation import PhaseProgress as PhaseProgress
-    from palaestrio.simulation import Reward as Reward
-    from palaestrio.simulation import RewardInformation as RewardInformation
     from palaestrio.simulation import RunSummary as RunSummary
     from palaestrio.simulation import SensorActuatorMismatchError as SensorActuatorMismatchError
-    from palaestrio.simulation import SensorInformation as SensorInformation
-    from palaestrio.simulation import SimulationController as SimulationController
-    from palaestrio.simulation import StepOutcome as StepOutcome
-    from palaestrio.simulation import (
-        TakingTurnsSimulationController as TakingTurnsSimulationController,
-    )
-    from palaestrio.simulation import TerminationCondition as TerminationCondition
-    from palaestrio.simulation import (
-        VanillaRunGovernorTerminationCondition as VanillaRunGovernorTerminationCondition,
-    )
-    from palaestrio.simulation import VanillaSimulationController as VanillaSimulationController
     from palaestrio.simulation import run_in_process as run_in_process
     from palaestrio.simulation import run_in_process_sync as run_in_process_sync

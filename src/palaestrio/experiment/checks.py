@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .components import ComponentNameError, import_class, import_controller_class, resolve_name
+from ..components.names import (
+    ComponentNameError,
+    import_class,
+    import_controller_class,
+    resolve_name,
+)
 from .errors import Problem
 from .yamltree import Node
 

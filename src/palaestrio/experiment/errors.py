@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import PalaestrioError
-
 import dataclasses
+
+from ..errors import PalaestrioError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

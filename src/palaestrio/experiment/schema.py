@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal, cast
 
+from ..components.kinds import binding_problem, environment_arguments, kind_problem
 from ..records import AgentSpec, ComponentSpec, EnvironmentSpec
 from .checks import (
     Check,
@@ -24,7 +25,6 @@ from .checks import (
     check_string,
     merge_nodes,
 )
-from .components import binding_problem, environment_arguments, kind_problem
 from .errors import ExperimentFileWarning, Problem
 from .model import ExperimentRun, PhaseSpec
 from .yamltree import Node

@@ -1,37 +1,42 @@
-"""Components (environments, agents, termination, simulation control), palaestrio's
-built-in examples, and the step loop that runs an experiment run in one process."""
+"""The step loop that runs an experiment run in one process, and palaestrio's built-in
+example components.
 
-from .agent import Brain as Brain
-from .agent import Memory as Memory
-from .agent import MemoryRow as MemoryRow
-from .agent import Mode as Mode
-from .agent import Muscle as Muscle
-from .agent import Objective as Objective
-from .controllers import SimulationController as SimulationController
-from .controllers import TakingTurnsSimulationController as TakingTurnsSimulationController
-from .controllers import VanillaSimulationController as VanillaSimulationController
+The component base classes live in `palaestrio.components`; they are re-exported here,
+where palaestrio has always offered them (experiment files name
+`palaestrio.simulation:DummyBrain` and the like).
+"""
+
+from ..components import ActuatorInformation as ActuatorInformation
+from ..components import Brain as Brain
+from ..components import Environment as Environment
+from ..components import EnvironmentBaseline as EnvironmentBaseline
+from ..components import EnvironmentState as EnvironmentState
+from ..components import EnvironmentStateTransformer as EnvironmentStateTransformer
+from ..components import EnvironmentTerminationCondition as EnvironmentTerminationCondition
+from ..components import MaxEpisodesTerminationCondition as MaxEpisodesTerminationCondition
+from ..components import Memory as Memory
+from ..components import MemoryRow as MemoryRow
+from ..components import Mode as Mode
+from ..components import Muscle as Muscle
+from ..components import Objective as Objective
+from ..components import PhaseProgress as PhaseProgress
+from ..components import Reward as Reward
+from ..components import RewardInformation as RewardInformation
+from ..components import SensorInformation as SensorInformation
+from ..components import SimulationController as SimulationController
+from ..components import StepOutcome as StepOutcome
+from ..components import TakingTurnsSimulationController as TakingTurnsSimulationController
+from ..components import TerminationCondition as TerminationCondition
+from ..components import (
+    VanillaRunGovernorTerminationCondition as VanillaRunGovernorTerminationCondition,
+)
+from ..components import VanillaSimulationController as VanillaSimulationController
 from .dummies import DummyBrain as DummyBrain
 from .dummies import DummyEnvironment as DummyEnvironment
 from .dummies import DummyMuscle as DummyMuscle
 from .dummies import DummyObjective as DummyObjective
-from .environment import Environment as Environment
-from .environment import EnvironmentBaseline as EnvironmentBaseline
-from .environment import EnvironmentState as EnvironmentState
-from .environment import EnvironmentStateTransformer as EnvironmentStateTransformer
-from .environment import Reward as Reward
 from .errors import ComponentError as ComponentError
 from .errors import SensorActuatorMismatchError as SensorActuatorMismatchError
-from .information import ActuatorInformation as ActuatorInformation
-from .information import RewardInformation as RewardInformation
-from .information import SensorInformation as SensorInformation
 from .loop import RunSummary as RunSummary
 from .loop import run_in_process as run_in_process
 from .loop import run_in_process_sync as run_in_process_sync
-from .termination import EnvironmentTerminationCondition as EnvironmentTerminationCondition
-from .termination import MaxEpisodesTerminationCondition as MaxEpisodesTerminationCondition
-from .termination import PhaseProgress as PhaseProgress
-from .termination import StepOutcome as StepOutcome
-from .termination import TerminationCondition as TerminationCondition
-from .termination import (
-    VanillaRunGovernorTerminationCondition as VanillaRunGovernorTerminationCondition,
-)

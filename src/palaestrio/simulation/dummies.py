@@ -13,9 +13,9 @@ from collections.abc import Callable
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from .agent import Brain, Memory, Muscle, Objective
-from .environment import Environment, EnvironmentBaseline, EnvironmentState
-from .information import ActuatorInformation, RewardInformation, SensorInformation
+from ..components.agent import Brain, Memory, Muscle, Objective
+from ..components.environment import Environment, EnvironmentBaseline, EnvironmentState
+from ..components.information import ActuatorInformation, RewardInformation, SensorInformation
 
 if TYPE_CHECKING:
     from gymnasium import Space

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..experiment.components import environment_arguments, import_class
+from ..components.agent import Mode
+from ..components.kinds import environment_arguments
+from ..components.names import import_class
+from ..components.termination import PhaseProgress, TerminationCondition
 from ..records import NullSink, PhaseEnded, PhaseStarted, RecordSink
-from .agent import Mode
 from .errors import ComponentError
 from .slots import AgentSlot, EnvironmentSlot, PhaseContext, SharedBrain
-from .termination import PhaseProgress, TerminationCondition
 from .worker import Worker
 
 if TYPE_CHECKING:

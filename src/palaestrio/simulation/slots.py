@@ -7,16 +7,16 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..components.information import ActuatorInformation, SensorInformation
 from .errors import ComponentError
-from .information import ActuatorInformation, SensorInformation
 from .spaces import ValueCheck
 
 if TYPE_CHECKING:
+    from ..components.agent import Brain, Memory, Muscle, Objective
+    from ..components.controllers import SimulationController
+    from ..components.environment import Environment, EnvironmentStateTransformer
+    from ..components.termination import TerminationCondition
     from ..records import Record
-    from .agent import Brain, Memory, Muscle, Objective
-    from .controllers import SimulationController
-    from .environment import Environment, EnvironmentStateTransformer
-    from .termination import TerminationCondition
 
 
 class PhaseContext:

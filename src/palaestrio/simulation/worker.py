@@ -16,14 +16,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..components.agent import MemoryRow
+from ..components.environment import Environment, EnvironmentBaseline, EnvironmentState
+from ..components.information import ActuatorInformation, SensorInformation
+from ..components.termination import StepOutcome
 from ..records import EpisodeEnded, EpisodeStarted, MuscleAction, WorldState
-from .agent import MemoryRow
-from .environment import Environment, EnvironmentBaseline, EnvironmentState
 from .errors import ComponentError, SensorActuatorMismatchError
-from .information import ActuatorInformation, SensorInformation
 from .slots import ActuatorSlot, AgentSlot, EnvironmentSlot, PhaseContext, call
 from .spaces import ValueCheck, to_plain, value_check
-from .termination import StepOutcome
 
 if TYPE_CHECKING:
     from gymnasium import Space

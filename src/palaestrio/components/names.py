@@ -1,4 +1,4 @@
-"""`module:Class` names: palaestrAI aliases, importing, and checking what a class is.
+"""`module:Class` names: palaestrAI aliases, importing, and "did you mean" hints.
 
 palaestrAI's built-ins (its dummies, simulation controllers and termination conditions)
 map to palaestrio's through the explicit table `PALAESTRAI_ALIASES`; other palaestrAI
@@ -130,78 +130,3 @@ def import_controller_class(name: str) -> tuple[str, type[Any]]:
         except ComponentNameError:
             pass
         raise
-
-
-def kind_problem(cls: type[Any], kind: str) -> str | None:
-    """Why `cls` cannot serve as a component of `kind`, or None if it can."""
-    bases = _kinds()
-    expected = bases[kind]
-    if not issubclass(cls, expected):
-        actually = [other for other, base in bases.items() if issubclass(cls, base)]
-        what = _a(actually[0]) if actually else "not a palaestrio component"
-        return (
-            f"{cls.__module__}.{cls.__qualname__} is {what}, expected {_a(kind)} "
-            f"(a subclass of palaestrio.{expected.__name__})"
-        )
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
-        return f"{cls.__qualname__} is abstract (does not implement {missing})"
-    return None
-
-
-def binding_problem(cls: type[Any], params: dict[str, Any], given: dict[str, Any]) -> str | None:
-    """Why `cls(**given, **params)` would not bind to the constructor, or None."""
-    clash = sorted(set(params) & set(given))
-    if clash:
-        return f"params must not set {', '.join(clash)} (palaestrio passes it)"
-    try:
-        signature = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return None  # no introspectable signature (e.g. a C extension): try at run time
-    try:
-        signature.bind(**given, **params)
-    except TypeError as error:
-        shown = ", ".join(
-            str(parameter.replace(annotation=parameter.empty))
-            for parameter in signature.parameters.values()
-        )
-        return f"params do not fit {cls.__qualname__}({shown}): {error}"
-    return None
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
-
-
-def _kinds() -> dict[str, type[Any]]:
-    # Imported here: palaestrio.simulation imports this module's `import_class`.
-    from ..simulation.agent import Brain, Muscle, Objective
-    from ..simulation.controllers import SimulationController
-    from ..simulation.environment import Environment, EnvironmentStateTransformer, Reward
-    from ..simulation.termination import TerminationCondition
-
-    return {
-        "environment": Environment,
-        "reward": Reward,
-        "state transformer": EnvironmentStateTransformer,
-        "brain": Brain,
-        "muscle": Muscle,
-        "objective": Objective,
-        "simulation controller": SimulationController,
-        "termination condition": TerminationCondition,
-    }
-
-
-def environment_arguments(cls: type[Any], uid: str, seed: int) -> dict[str, Any]:
-    """What palaestrio passes an environment's constructor besides its params.
-
-    palaestrAI 3.5 environments often still take `broker_uri`; it is passed as None so
-    that such an environment ports by changing its imports.
-    """
-    given: dict[str, Any] = {"uid": uid, "seed": seed}
-    try:
-        if "broker_uri" in inspect.signature(cls).parameters:
-            given["broker_uri"] = None
-    except (TypeError, ValueError):
-        pass
-    return given
