@@ -112,6 +112,21 @@ def test_every_alias_leads_to_a_palaestrio_component(alias: str) -> None:
     assert sum(kind_problem(cls, kind) is None for kind in kinds) == 1
 
 
+def test_a_run_carries_the_document_it_was_read_from(tmp_path: Path) -> None:
+    """Whoever stores or shows a run uses `run.document`; nobody reads the file again."""
+    (run,) = load_experiment_runs(str(EXAMPLE))
+    assert run.document == EXAMPLE.read_text(encoding="utf-8")
+    base = (DATA / "base.yml").read_text(encoding="utf-8")
+    (tmp_path / "a.yml").write_text(base, encoding="utf-8")
+    (from_directory,) = load_experiment_runs(tmp_path)
+    (tmp_path / "a.yml").write_text("changed afterwards", encoding="utf-8")
+    assert from_directory.document == base
+    from_text = load_experiment_run_text(base, "inline")
+    assert (from_text.document, from_text.source) == (base, None)
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(run), type=ExperimentRun)
+    assert decoded.document == run.document
+
+
 def test_a_run_travels_as_msgpack() -> None:
     (run,) = load_experiment_runs(str(EXAMPLE))
     data = msgspec.msgpack.encode(run)

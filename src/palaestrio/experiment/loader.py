@@ -20,7 +20,7 @@ def load_experiment_runs(path: str | os.PathLike[str]) -> list[ExperimentRun]:
     syntax, keys, types, that every `module:Class` imports and is the right kind of
     component, that its `params` fit its constructor, modes, environment uids and agent
     names, and the phases after cascading. Raises `ExperimentFileError` listing every
-    problem with file, place and line.
+    problem with file, place and line. Each run keeps its file's text as `document`.
     """
     location = Path(path)
     if location.is_dir():
@@ -50,8 +50,8 @@ def load_experiment_runs(path: str | os.PathLike[str]) -> list[ExperimentRun]:
 
 
 def load_experiment_run_text(text: str, source: str = "<text>") -> ExperimentRun:
-    """The run in `text` (YAML); `source` names it in problems. Raises
-    `ExperimentFileError` like `load_experiment_runs`."""
+    """The run in `text` (YAML); `source` names it in problems, `text` becomes the
+    run's `document`. Raises `ExperimentFileError` like `load_experiment_runs`."""
     run, problems = _load(text, source, None)
     if problems:
         raise ExperimentFileError(problems)
@@ -66,6 +66,6 @@ def _load(text: str, source: str, path: str | None) -> tuple[ExperimentRun | Non
         if not problems:
             problems.append(Problem(source, "", None, "the file holds no experiment run"))
         return None, problems
-    run, found = build_run(root, source, path)
+    run, found = build_run(root, source, path, text)
     problems.extend(found)
     return (run if not problems else None), problems

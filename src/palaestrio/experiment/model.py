@@ -43,3 +43,6 @@ class ExperimentRun(msgspec.Struct, frozen=True):
     experiment_uid: str | None = None
     source: str | None = None
     """The file the run was read from, if any."""
+    document: str | None = None
+    """The YAML text the run was read from (the file's or `load_experiment_run_text`'s),
+    so that whoever stores or shows the run never reads the file again."""

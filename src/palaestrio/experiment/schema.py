@@ -86,9 +86,10 @@ def _component(
 
 
 def build_run(
-    root: Node, source: str, path: str | None
+    root: Node, source: str, path: str | None, document: str | None = None
 ) -> tuple[ExperimentRun | None, list[Problem]]:
-    """The run `root` describes, or None and the problems that prevent it."""
+    """The run `root` describes (parsed from `document`), or None and the problems that
+    prevent it."""
     check = Check(source)
     top = check_fields(root, check, _TOP_KEYS, frozenset({"experiment_uid"}))
     if top is None:
@@ -116,6 +117,7 @@ def build_run(
         run_condition=run_condition,
         experiment_uid=experiment_uid,
         source=path,
+        document=document,
     )
     return run, []
 
