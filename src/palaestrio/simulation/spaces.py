@@ -26,13 +26,13 @@ ValueCheck = Callable[[Any], Any]
 A check for integers in [start, stop) carries `integer_range = (start, stop)`, which
 lets the step loop accept a plain int without calling it."""
 
-_PLAIN_SCALARS = frozenset({int, float, str, bool, type(None)})
+PLAIN_SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
 def to_plain(value: Any) -> Any:
     """`value` as data msgpack and JSON can carry (numpy scalars and arrays included)."""
     kind = type(value)
-    if kind in _PLAIN_SCALARS:
+    if kind in PLAIN_SCALARS:
         return value
     if kind is list or kind is tuple:
         return [to_plain(item) for item in value]

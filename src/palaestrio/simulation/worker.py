@@ -1,5 +1,6 @@
 """One worker of a phase: its own environment instances, muscles and objectives (the
-brains are shared), stepping episode by episode and emitting records.
+brains are shared), stepping episode by episode and emitting records. This module has
+the step; episode boundaries and the worker's state are in `episodes.py`.
 
 `Worker.step` is the hot path: a step of ten sensors and ten actuators must cost a
 few dozen microseconds, so it avoids per-item function calls where it can (a table
@@ -14,266 +15,172 @@ an environment must not change them afterwards.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..components.agent import MemoryRow
-from ..components.environment import Environment, EnvironmentBaseline, EnvironmentState
+from ..components.environment import EnvironmentState
 from ..components.information import ActuatorInformation, SensorInformation
 from ..components.termination import StepOutcome
-from ..records import EpisodeEnded, EpisodeStarted, MuscleAction, WorldState
-from .errors import ComponentError, SensorActuatorMismatchError
-from .slots import ActuatorSlot, AgentSlot, EnvironmentSlot, PhaseContext, call
-from .spaces import ValueCheck, to_plain, value_check
+from ..records import MuscleAction, WorldState
+from .episodes import WorkerEpisodes
+from .errors import ComponentError
+from .slots import AgentSlot, EnvironmentSlot
+from .spaces import PLAIN_SCALARS, to_plain
 
-if TYPE_CHECKING:
-    from gymnasium import Space
-
-_PLAIN = frozenset({int, float, str, bool, type(None)})
 _SETPOINT_ERRORS = (AttributeError, KeyError, TypeError, ValueError)
 
 
-class Worker:
+class Worker(WorkerEpisodes):
     """Runs the episodes of one worker; the phase loop interleaves workers by step."""
-
-    def __init__(
-        self,
-        context: PhaseContext,
-        index: int,
-        environments: list[EnvironmentSlot],
-        agents: list[AgentSlot],
-    ) -> None:
-        self.context = context
-        self.index = index
-        self.environments = environments
-        self.agents = agents
-        self.episodes_started = 0
-        self.episodes_finished = 0
-        self.steps_total = 0
-        self.episode = 0
-        self.step_index = 0
-        self.running = False
-        self._starting = False
-        self.readings: dict[str, SensorInformation] = {}
-        """Latest reading per sensor id, as agents see it (full uid)."""
-        self.plain: dict[str, Any] = {}
-        """Latest reading per sensor id, as plain data for the records."""
-        self._checks: dict[int, tuple[Space[Any] | None, ValueCheck]] = {}
-        self._everyone = tuple(range(len(agents)))
-
-    def _fault(self, component: str, class_name: str, error: BaseException | str) -> ComponentError:
-        return self.context.fault(
-            component,
-            class_name,
-            error,
-            worker=self.index,
-            episode=self.episode if self.running or self._starting else None,
-            step=self.step_index if self.running else None,
-        )
-
-    # episode boundaries ------------------------------------------------------------
-
-    async def start_episode(self) -> None:
-        """Start (first episode) or reset the environments, check that they offer every
-        id the agents name, and emit EpisodeStarted."""
-        self.episode = self.episodes_started
-        self._starting = True
-        if self.episodes_started:
-            for agent in self.agents:
-                try:
-                    agent.muscle.reset()
-                except Exception as error:
-                    label = f"muscle of agent {agent.name!r}"
-                    raise self._fault(label, agent.muscle_class, error) from error
-        readings: dict[str, SensorInformation] = {}
-        plain: dict[str, Any] = {}
-        offered: dict[str, tuple[int, ActuatorInformation]] = {}
-        for position, slot in enumerate(self.environments):
-            baseline = await self._start(slot)
-            try:
-                self._take_baseline(position, slot, baseline, readings, plain, offered)
-            except ComponentError:
-                raise
-            except Exception as error:  # about what the environment returned
-                raise self._fault(f"environment {slot.uid!r}", slot.class_name, error) from error
-        for agent in self.agents:
-            self._connect(agent, readings, offered)
-        self.readings, self.plain = readings, plain
-        self.step_index = 0
-        self.episodes_started += 1
-        self.running = True
-        self._starting = False
-        await self.context.emit(
-            EpisodeStarted(self.context.phase, self.index, self.episode, time.time())
-        )
-
-    def _take_baseline(
-        self,
-        position: int,
-        slot: EnvironmentSlot,
-        baseline: EnvironmentBaseline,
-        readings: dict[str, SensorInformation],
-        plain: dict[str, Any],
-        offered: dict[str, tuple[int, ActuatorInformation]],
-    ) -> None:
-        full_ids = slot.full_ids
-        for sensor in baseline.sensors_available:
-            full = full_ids.get(sensor.uid) or self._full_id(slot, sensor.uid)
-            if full in readings:
-                raise self._offered_twice(slot, "sensor", full)
-            value = sensor.value
-            readings[full] = SensorInformation(value, sensor.space, full)
-            plain[full] = value if type(value) in _PLAIN else self._plain(slot, full, value)
-        for actuator in baseline.actuators_available:
-            full = full_ids.get(actuator.uid) or self._full_id(slot, actuator.uid)
-            if full in offered:
-                raise self._offered_twice(slot, "actuator", full)
-            offered[full] = (position, actuator)
-
-    async def _start(self, slot: EnvironmentSlot) -> EnvironmentBaseline:
-        environment = slot.environment
-        label = f"environment {slot.uid!r}"
-        try:
-            if not slot.started:
-                slot.started = True
-                baseline = await call(environment.start_environment)
-            elif type(environment).reset is not Environment.reset:
-                baseline = await call(environment.reset)
-            else:
-                await call(environment.shutdown)
-                baseline = await call(environment.start_environment)
-        except Exception as error:
-            raise self._fault(label, slot.class_name, error) from error
-        if isinstance(baseline, tuple) and len(baseline) == 2:  # palaestrAI's older form
-            baseline = EnvironmentBaseline(list(baseline[0]), list(baseline[1]))
-        if not isinstance(baseline, EnvironmentBaseline):
-            message = f"start returned {baseline!r}; expected an EnvironmentBaseline"
-            raise self._fault(label, slot.class_name, message)
-        return baseline
-
-    def _full_id(self, slot: EnvironmentSlot, local: Any) -> str:
-        full = slot.full_ids.get(local)
-        if full is None:
-            if local is None:
-                message = "a sensor, actuator or reward has no uid"
-                raise self._fault(f"environment {slot.uid!r}", slot.class_name, message)
-            full = slot.full_ids[local] = slot.prefix + str(local)
-        return full
-
-    def _offered_twice(self, slot: EnvironmentSlot, what: str, full: str) -> ComponentError:
-        return self._fault(
-            f"environment {slot.uid!r}", slot.class_name, f"{what} id {full!r} is offered twice"
-        )
-
-    def _connect(
-        self,
-        agent: AgentSlot,
-        readings: dict[str, SensorInformation],
-        offered: dict[str, tuple[int, ActuatorInformation]],
-    ) -> None:
-        """Give the agent its actuators and lookup table; refuse ids nobody offers."""
-        missing_sensors = [uid for uid in agent.sensor_ids if uid not in readings]
-        missing_actuators = [uid for uid in agent.actuator_ids if uid not in offered]
-        if missing_sensors or missing_actuators:
-            problems = []
-            if missing_sensors:
-                problems.append(
-                    f"sensors {missing_sensors} do not exist; "
-                    f"the environments offer sensors {sorted(readings)}"
-                )
-            if missing_actuators:
-                problems.append(
-                    f"actuators {missing_actuators} do not exist; "
-                    f"the environments offer actuators {sorted(offered)}"
-                )
-            raise self.context.fault(
-                f"agent {agent.name!r}",
-                agent.muscle_class,
-                "; ".join(problems),
-                worker=self.index,
-                episode=self.episode,
-                kind=SensorActuatorMismatchError,
-            )
-        if self._same_actuators(agent, offered):
-            # As in the last episode: keep the objects and tables, restore start values.
-            for actuator in agent.actuators:
-                actuator.value = offered[actuator.uid][1].value
-            return
-        agent.actuators = []
-        agent.table = {}
-        agent.spaces = {}
-        for full in agent.actuator_ids:
-            position, actuator = offered[full]
-            space = actuator.space
-            agent.actuators.append(ActuatorInformation(actuator.value, space, full))
-            agent.table[full] = ActuatorSlot(position, str(actuator.uid), space, self._check(space))
-            agent.spaces[full] = space
-
-    @staticmethod
-    def _same_actuators(
-        agent: AgentSlot, offered: dict[str, tuple[int, ActuatorInformation]]
-    ) -> bool:
-        table = agent.table
-        if not table:
-            return False
-        for full in agent.actuator_ids:
-            position, actuator = offered[full]
-            slot = table[full]
-            if slot.space is not actuator.space or slot.environment != position:
-                return False
-            if slot.local_uid != actuator.uid and slot.local_uid != str(actuator.uid):
-                return False
-        return True
-
-    def _check(self, space: Space[Any] | None) -> ValueCheck:
-        # Keyed by identity; the entry holds the space, so its id cannot be reused.
-        cached = self._checks.get(id(space))
-        if cached is None or cached[0] is not space:
-            cached = (space, value_check(space))
-            self._checks[id(space)] = cached
-        return cached[1]
-
-    async def end_episode(self, *, final_thinking: bool = True) -> None:
-        """Let the brains think about each muscle's last transition, emit EpisodeEnded."""
-        if final_thinking:
-            for agent in self.agents:
-                if agent.acted:
-                    self._think(agent)
-        for agent in self.agents:
-            agent.acted = False
-            agent.data_for_brain = None
-        self.running = False
-        self.episodes_finished += 1
-        await self.context.emit(
-            EpisodeEnded(self.context.phase, self.index, self.episode, self.step_index, time.time())
-        )
 
     # the step ------------------------------------------------------------------------
 
-    def _think(self, agent: AgentSlot) -> None:
-        shared = agent.brain
+    async def step(self) -> bool:
+        """One step: agents act, environments update, records are emitted. Returns
+        whether the episode is over. The documented hot path (see the module docstring):
+        one method call per acting agent (`_act`) and per environment (`_observe`), a
+        few per step; loops over sensors, actuators and rewards stay inline."""
+        context = self.context
+        step = self.step_index
+        agents = self.agents
         try:
-            update = shared.thinking(agent.muscle_id, agent.data_for_brain)
+            indices = context.controller.acting_agents(step, len(agents))
+            acting = agents if indices == self._everyone else [agents[i] for i in indices]
         except Exception as error:
-            label = f"brain of agent {agent.name!r}"
-            raise self._fault(label, shared.class_name, error) from error
-        if update is not None or agent.brain_version != shared.version:
-            self._deliver(agent, update)
+            raise self._fault("simulation controller", context.controller_name, error) from error
+        environments = self.environments
+        batches: list[list[ActuatorInformation]] = [[] for _ in environments]
+        for agent in acting:
+            self._act(agent, batches)
+        applied = self._applied(acting)
 
-    def _deliver(self, agent: AgentSlot, update: Any) -> None:
-        """Hand the muscle the brain's update, or the brain's latest one if it has none
-        for this muscle but gave another worker's muscle a newer one (palaestrAI does)."""
-        shared = agent.brain
-        if update is None:
-            update = shared.latest
-        else:
-            shared.latest = update
-            shared.version += 1
-        agent.brain_version = shared.version
+        walltime = time.time()
+        rewards: list[Any] = []
+        reward_values: dict[str, Any] = {}
+        world: list[WorldState] = []
+        done = False
+        for position, slot in enumerate(environments):
+            try:
+                state = slot.update(batches[position])
+                if slot.update_async:
+                    state = await state
+            except ComponentError:
+                raise
+            except Exception as error:  # raised by the environment
+                raise self._fault(f"environment {slot.uid!r}", slot.class_name, error) from error
+            state, record = self._observe(slot, state, step, applied[position], walltime)
+            if rewards:
+                rewards = [*rewards, *state.rewards]
+                reward_values = {**reward_values, **record.rewards}
+            else:
+                rewards, reward_values = state.rewards, record.rewards
+            done = done or record.done
+            world.append(record)
+
+        rows = self._remember(acting, rewards, done)
+        if context.episode_conditions and not done:
+            done = self._conditions_end_episode(step, world, rewards, acting, rows)
+            if done:
+                for row in rows:
+                    row.done = True
+        emit = context.emit
+        for record in world:
+            await emit(record)
+        for action in self._actions(step, acting, rows, reward_values, done, walltime):
+            await emit(action)
+        self.step_index = step + 1
+        self.steps_total += 1
+        return done
+
+    def _observe(
+        self,
+        slot: EnvironmentSlot,
+        state: Any,
+        step: int,
+        setpoints: dict[str, Any],
+        walltime: float,
+    ) -> tuple[EnvironmentState, WorldState]:
+        """What an environment's update returned: its state (transformed) and the
+        record of it; the latest readings are kept for the agents."""
         try:
-            agent.muscle.update(update)
-        except Exception as error:
-            label = f"muscle of agent {agent.name!r}"
-            raise self._fault(label, agent.muscle_class, error) from error
+            if slot.transformer is not None:
+                state = slot.transformer(state)
+            if type(state) is not EnvironmentState:
+                state = self._legacy_state(slot, state)
+            full_ids = slot.full_ids
+            readings = self.readings
+            sensor_values: dict[str, Any] = {}
+            for reading in state.sensor_information:
+                full = full_ids.get(reading.uid) or self._full_id(slot, reading.uid)
+                value = reading.value
+                readings[full] = SensorInformation(value, reading.space, full)
+                sensor_values[full] = (
+                    value if type(value) in PLAIN_SCALARS else self._plain(slot, full, value)
+                )
+            self.plain.update(sensor_values)
+            env_rewards: dict[str, Any] = {}
+            for reward in state.rewards:
+                full = full_ids.get(reward.uid) or self._full_id(slot, reward.uid)
+                value = reward.value
+                env_rewards[full] = (
+                    value if type(value) in PLAIN_SCALARS else self._plain(slot, full, value)
+                )
+            env_done = bool(state.done)
+            simtime = step + 1 if state.simtime is None else to_plain(state.simtime)
+        except ComponentError:
+            raise
+        except Exception as error:  # raised by the transformer or about what was returned
+            raise self._fault(f"environment {slot.uid!r}", slot.class_name, error) from error
+        record = WorldState(
+            self.context.phase, self.index, self.episode, step, slot.uid, simtime,
+            sensor_values, setpoints, env_rewards, env_done, walltime,
+        )  # fmt: skip
+        return state, record
+
+    def _remember(self, acting: list[AgentSlot], rewards: list[Any], done: bool) -> list[MemoryRow]:
+        """Each acting agent's transition goes into its muscle's memory, is rated by its
+        objective, and goes into its brain's memory."""
+        rows = []
+        for agent in acting:
+            row = MemoryRow(
+                agent.muscle_id, agent.sensors_now, agent.values_now, rewards, done, None,
+                agent.spaces,
+            )  # fmt: skip
+            memory = agent.memory
+            memory.append(row)
+            try:
+                objective: Any = agent.internal_reward(memory)
+                if type(objective) is not float:
+                    objective = _as_float(objective)
+            except Exception as error:
+                label = f"objective of agent {agent.name!r}"
+                raise self._fault(label, agent.objective_class, error) from error
+            row.objective = objective
+            agent.brain.memory.append(row)
+            rows.append(row)
+        return rows
+
+    def _actions(
+        self,
+        step: int,
+        acting: list[AgentSlot],
+        rows: list[MemoryRow],
+        reward_values: dict[str, Any],
+        done: bool,
+        walltime: float,
+    ) -> list[MuscleAction]:
+        index, episode, phase = self.index, self.episode, self.context.phase
+        actions = []
+        for agent, row in zip(acting, rows, strict=True):
+            objective = row.objective
+            assert objective is not None
+            actions.append(
+                MuscleAction(
+                    phase, index, episode, step, agent.name, agent.seen, agent.chosen,
+                    reward_values, objective, done, walltime,
+                )
+            )  # fmt: skip
+        return actions
 
     def _act(self, agent: AgentSlot, batches: list[list[ActuatorInformation]]) -> None:
         """The agent thinks and proposes; its setpoints are checked and routed."""
@@ -332,115 +239,6 @@ class Worker:
             what = f"proposed {setpoint!r}, which is not one of its actuators {agent.actuator_ids}"
         return self._fault(f"muscle of agent {agent.name!r}", agent.muscle_class, what)
 
-    async def step(self) -> bool:
-        """One step: agents act, environments update, records are emitted. Returns
-        whether the episode is over."""
-        context = self.context
-        step = self.step_index
-        agents = self.agents
-        try:
-            indices = context.controller.acting_agents(step, len(agents))
-            acting = agents if indices == self._everyone else [agents[i] for i in indices]
-        except Exception as error:
-            raise self._fault("simulation controller", context.controller_name, error) from error
-        environments = self.environments
-        batches: list[list[ActuatorInformation]] = [[] for _ in environments]
-        for agent in acting:
-            self._act(agent, batches)
-        applied = self._applied(acting)
-
-        walltime = time.time()
-        readings, plain = self.readings, self.plain
-        rewards: list[Any] = []
-        reward_values: dict[str, Any] = {}
-        world: list[WorldState] = []
-        done = False
-        for position, slot in enumerate(environments):
-            try:
-                state = slot.update(batches[position])
-                if slot.update_async:
-                    state = await state
-                if slot.transformer is not None:
-                    state = slot.transformer(state)
-                if type(state) is not EnvironmentState:
-                    state = self._legacy_state(slot, state)
-                full_ids = slot.full_ids
-                sensor_values: dict[str, Any] = {}
-                for reading in state.sensor_information:
-                    full = full_ids.get(reading.uid) or self._full_id(slot, reading.uid)
-                    value = reading.value
-                    readings[full] = SensorInformation(value, reading.space, full)
-                    sensor_values[full] = (
-                        value if type(value) in _PLAIN else self._plain(slot, full, value)
-                    )
-                plain.update(sensor_values)
-                env_rewards: dict[str, Any] = {}
-                for reward in state.rewards:
-                    full = full_ids.get(reward.uid) or self._full_id(slot, reward.uid)
-                    value = reward.value
-                    env_rewards[full] = (
-                        value if type(value) in _PLAIN else self._plain(slot, full, value)
-                    )
-                if rewards:
-                    rewards = [*rewards, *state.rewards]
-                    reward_values = {**reward_values, **env_rewards}
-                else:
-                    rewards, reward_values = state.rewards, env_rewards
-                env_done = bool(state.done)
-                simtime = step + 1 if state.simtime is None else to_plain(state.simtime)
-            except ComponentError:
-                raise
-            except Exception as error:  # raised by the environment or about what it returned
-                raise self._fault(f"environment {slot.uid!r}", slot.class_name, error) from error
-            done = done or env_done
-            world.append(
-                WorldState(
-                    context.phase, self.index, self.episode, step, slot.uid, simtime,
-                    sensor_values, applied[position], env_rewards, env_done, walltime,
-                )
-            )  # fmt: skip
-
-        rows = []
-        for agent in acting:
-            row = MemoryRow(
-                agent.muscle_id, agent.sensors_now, agent.values_now, rewards, done, None,
-                agent.spaces,
-            )  # fmt: skip
-            memory = agent.memory
-            memory.append(row)
-            try:
-                objective: Any = agent.internal_reward(memory)
-                if type(objective) is not float:
-                    objective = _as_float(objective)
-            except Exception as error:
-                label = f"objective of agent {agent.name!r}"
-                raise self._fault(label, agent.objective_class, error) from error
-            row.objective = objective
-            agent.brain.memory.append(row)
-            rows.append(row)
-        if context.episode_conditions and not done:
-            done = self._conditions_end_episode(step, world, rewards, acting, rows)
-            if done:
-                for row in rows:
-                    row.done = True
-
-        emit = context.emit
-        for record in world:
-            await emit(record)
-        index, episode, phase = self.index, self.episode, context.phase
-        for position, agent in enumerate(acting):
-            objective = rows[position].objective
-            assert objective is not None
-            await emit(
-                MuscleAction(
-                    phase, index, episode, step, agent.name, agent.seen, agent.chosen,
-                    reward_values, objective, done, walltime,
-                )
-            )  # fmt: skip
-        self.step_index = step + 1
-        self.steps_total += 1
-        return done
-
     def _applied(self, acting: list[AgentSlot]) -> list[dict[str, Any]]:
         """The setpoints of this step per environment (for WorldState.setpoints)."""
         if len(self.environments) == 1:
@@ -487,33 +285,6 @@ class Worker:
             return EnvironmentState(list(state[0]), list(state[1]), bool(state[2]))
         message = f"update returned {state!r}; expected an EnvironmentState"
         raise self._fault(f"environment {slot.uid!r}", slot.class_name, message)
-
-    def _plain(self, slot: EnvironmentSlot, what: str, value: Any) -> Any:
-        try:
-            return to_plain(value)
-        except TypeError as error:
-            label = f"environment {slot.uid!r}"
-            raise self._fault(label, slot.class_name, f"{what}: {error}") from None
-
-    # the end -------------------------------------------------------------------------
-
-    async def close(self, errors: list[BaseException]) -> None:
-        """Tear down muscles and shut environments down; failures go to `errors`."""
-        for agent in self.agents:
-            try:
-                agent.muscle.teardown()
-            except Exception as error:
-                label = f"muscle of agent {agent.name!r}"
-                failure = self._fault(label, agent.muscle_class, error)
-                failure.__cause__ = error
-                errors.append(failure)
-        for slot in self.environments:
-            try:
-                await call(slot.environment.shutdown)
-            except Exception as error:
-                failure = self._fault(f"environment {slot.uid!r}", slot.class_name, error)
-                failure.__cause__ = error
-                errors.append(failure)
 
 
 def _as_float(value: Any) -> float:
