@@ -12,11 +12,13 @@ import trio
 from rich.console import Console
 
 from executor_support import load_run
+from palaestrio.cli.live import LiveProgress, PlainProgress, RunRow
+from palaestrio.cli.logs import logging_to
 from palaestrio.config import ConfigError, LoggingConfig
 from palaestrio.executor import Executor, ExperimentRunRuntimeInformation
 from palaestrio.experiment import load_experiment_runs
-from palaestrio.live import LiveProgress, PlainProgress, RunRow, logging_to
 from palaestrio.messages import RunProgress
+from palaestrio.status import RunStatus
 
 EXAMPLE = Path(str(resources.files("palaestrio") / "examples" / "dummy_experiment.yml"))
 
@@ -47,7 +49,7 @@ def test_live_rows_show_phase_episode_step_rate_status_elapsed() -> None:
         assert header in text
     assert text.count("scheduled") == 2
 
-    running.status = "running"
+    running.status = RunStatus.RUNNING
     view.update(running)
     running.progress = RunProgress("a" * 32, 1, "phase_test", 0, 1, 7, 37)
     running.steps = 37
@@ -62,11 +64,11 @@ def test_live_rows_show_phase_episode_step_rate_status_elapsed() -> None:
     assert after_phase[:2] == ["2/2", "7"]
     assert after_phase[-3:] == ["running", "2.0", "s"]
 
-    failing.status = "running"
+    failing.status = RunStatus.RUNNING
     view.update(failing)
-    failing.status, failing.reason = "error", "boom"
+    failing.status, failing.reason = RunStatus.ERROR, "boom"
     view.update(failing)
-    running.status = "finished"
+    running.status = RunStatus.FINISHED
     view.update(running)
     text = text_of(view)
     # Ended runs stay, in the order they were scheduled.
@@ -76,7 +78,7 @@ def test_live_rows_show_phase_episode_step_rate_status_elapsed() -> None:
 
 
 def test_rate_is_recent_while_running_and_average_once_ended() -> None:
-    row = RunRow("r", status="running", started=100.0)
+    row = RunRow("r", status=RunStatus.RUNNING, started=100.0)
     row.samples.extend([(100.5, 0), (101.0, 1000), (102.0, 5000), (103.0, 9000)])
     # Only the last two seconds count: (9000 - 1000) / 2 s.
     assert row.rate(103.0) == 4000
@@ -91,14 +93,14 @@ def test_plain_lines_one_per_state_change() -> None:
     view = PlainProgress(stream)
     info = example_info()
     view.update(info)  # scheduled: not a line of its own
-    for status in ("starting", "running"):
+    for status in (RunStatus.STARTING, RunStatus.RUNNING):
         info.status = status
         view.update(info)
     for steps in (10, 20, 30):
         info.progress = RunProgress(info.instance_uid, 0, "phase_train", 0, 0, steps % 10, steps)
         info.steps = steps
         view.update(info)
-    info.status, info.reason = "cancelled", "executor interrupted by SIGINT\nmore"
+    info.status, info.reason = RunStatus.CANCELLED, "executor interrupted by SIGINT\nmore"
     view.update(info)
     view.update(info)
     lines = stream.getvalue().splitlines()

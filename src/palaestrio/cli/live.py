@@ -4,15 +4,13 @@ On a terminal, `LiveProgress` keeps a rich table on screen: one row per run with
 episode, step, steps/s, status and elapsed time; ended runs stay. Elsewhere (CI, pipes)
 `PlainProgress` prints one line per run state change. Both are fed by the executor's
 ``on_update`` callback (governors' progress messages), never by reading the database.
-`logging_to` routes log records (the governors' included, tagged with their run
-uid by the executor) so they print above the live table instead of through it.
+Log records go through the live view's console (`logs.logging_to`), so they print
+above the table instead of through it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import logging.config
 import threading
 import time
 from collections import deque
@@ -27,7 +25,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from palaestrio.config import ConfigError, LoggingConfig
+from palaestrio.status import RunStatus
+
+from .output import format_seconds
 
 if TYPE_CHECKING:
     from palaestrio.executor import ExperimentRunRuntimeInformation
@@ -37,13 +37,13 @@ REFRESH_PER_SECOND = 4
 RATE_WINDOW = 2.0
 """Seconds of progress messages the steps/s column averages over."""
 
-STATUS_STYLES = {
-    "scheduled": "dim",
-    "starting": "cyan",
-    "running": "bold cyan",
-    "finished": "green",
-    "error": "bold red",
-    "cancelled": "yellow",
+STATUS_STYLES: dict[str, str] = {
+    RunStatus.SCHEDULED: "dim",
+    RunStatus.STARTING: "cyan",
+    RunStatus.RUNNING: "bold cyan",
+    RunStatus.FINISHED: "green",
+    RunStatus.ERROR: "bold red",
+    RunStatus.CANCELLED: "yellow",
 }
 
 
@@ -116,7 +116,7 @@ class RunTracker:
             if progress.phase < total and phases[progress.phase].workers > 1:
                 row.episode += f" w{progress.worker}"
             row.step = progress.step
-        if info.status == "finished" and info.experiment_run.phases:
+        if info.status == RunStatus.FINISHED and info.experiment_run.phases:
             # The last progress message may be a few steps old; the run is complete.
             phases = info.experiment_run.phases
             last = phases[-1]
@@ -194,7 +194,7 @@ class PlainProgress:
 
     def update(self, info: ExperimentRunRuntimeInformation) -> None:
         row, changed = self.tracker.track(info)
-        if not changed or info.status == "scheduled":
+        if not changed or info.status == RunStatus.SCHEDULED:
             return
         stamp = datetime.now().strftime("%H:%M:%S")
         line = f"{stamp} run {info.experiment_run.uid} ({info.instance_uid[:8]}): {row.status}"
@@ -203,65 +203,10 @@ class PlainProgress:
             line += f", {row.steps} steps"
             if elapsed is not None:
                 line += f" in {format_seconds(elapsed)}"
-            if info.reason and info.status != "finished":
+            if info.reason and info.status != RunStatus.FINISHED:
                 line += f": {info.reason.strip().splitlines()[0]}"
         print(line, file=self.stream, flush=True)
 
     @contextmanager
     def showing(self) -> Iterator[None]:
         yield
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-@contextmanager
-def logging_to(
-    config: LoggingConfig,
-    level: str | None = None,
-    console: Console | None = None,
-) -> Iterator[None]:
-    """Routes log records for the block, then restores the previous setup.
-
-    `level` (from flags) overrides the configured level. With a `console` (the live
-    view's), records print through it so they appear above the table; otherwise as
-    plain lines on stderr. A dictConfig from the configuration is applied as given.
-    """
-    root = logging.getLogger()
-    saved = {name: logging.getLogger(name).level for name in ("", "palaestrio", *config.loggers)}
-    handler: logging.Handler | None = None
-    if config.dict_config is not None:
-        try:
-            logging.config.dictConfig(dict(config.dict_config))
-        except (ValueError, TypeError, AttributeError, ImportError) as error:
-            raise ConfigError(f"logging: not a usable dictConfig: {error}") from None
-        if level is not None:
-            logging.getLogger("palaestrio").setLevel(level)
-    else:
-        if console is not None:
-            from rich.logging import RichHandler
-
-            handler = RichHandler(console=console, show_path=False, markup=False)
-            handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        else:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
-        root.setLevel(level or config.level)
-        for name, logger_level in config.loggers.items():
-            logging.getLogger(name).setLevel(logger_level)
-    try:
-        yield
-    finally:
-        if handler is not None:
-            root.removeHandler(handler)
-        for name, old in saved.items():
-            logging.getLogger(name).setLevel(old)

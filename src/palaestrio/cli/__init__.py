@@ -1,0 +1,25 @@
+"""The `palaestrio` command (also `python -m palaestrio`).
+
+Exit status: 0 when every run finished; 1 when any run ended in `error` or `cancelled`;
+2 when nothing could be run (bad experiment file, configuration, store URI or database;
+every problem named in one message, no traceback unless ``--debug``); 130 / 143 when
+SIGINT / SIGTERM stopped the runs (the executor cancels them and stores them first).
+
+`group` has the top-level group and its global options; one module per command group
+adds its commands to it: `experiment` (experiment-start, experiment-check-syntax),
+`runs` (runs list, runs show), `database` (database-create), `runtime_config`
+(runtime-config-show-*), `broker`. `live` is what a person watching experiment-start
+sees, `logs` where log records go meanwhile, `output` the shared printing helpers.
+"""
+
+from __future__ import annotations
+
+# Imported for their commands, which they add to `cli`.
+from palaestrio.cli import broker, database, experiment, runs, runtime_config  # noqa: F401
+from palaestrio.cli.group import cli
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    cli(prog_name="palaestrio")

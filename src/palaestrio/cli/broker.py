@@ -1,0 +1,28 @@
+"""`broker`: a standalone MDP broker."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import click
+
+from .group import Options, cli
+
+DEFAULT_BROKER_BIND = "tcp://127.0.0.1:5555"
+
+
+@cli.command("broker")
+@click.option(
+    "--bind",
+    metavar="ENDPOINT",
+    help="Endpoint to bind (default: broker_uri of the runtime configuration, else "
+    f"{DEFAULT_BROKER_BIND}).",
+)
+@click.pass_obj
+def broker_command(options: Options, bind: str | None) -> NoReturn:
+    """Run a standalone MDP broker until SIGINT/SIGTERM."""
+    from palaestrio.mdp import broker
+
+    endpoint = bind or options.config().broker_uri or DEFAULT_BROKER_BIND
+    broker.main(["--bind", endpoint])
+    raise SystemExit(0)

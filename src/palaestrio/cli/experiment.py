@@ -1,0 +1,189 @@
+"""`experiment-start` and `experiment-check-syntax`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+
+from palaestrio.config import RuntimeConfig
+from palaestrio.experiment import (
+    ExperimentFileError,
+    ExperimentFileWarning,
+    ExperimentRun,
+    load_experiment_runs,
+)
+from palaestrio.status import RunStatus
+from palaestrio.store.errors import StoreError
+
+from .group import EXIT_CODES, EXIT_FAILED, Options, cli, paths_argument, store_option
+from .live import LiveProgress, PlainProgress, Progress
+from .logs import logging_to
+from .output import format_seconds, seconds_between, stdout_console, table
+
+# The executor (with SQLAlchemy, pyzmq) loads only when runs start: reporting a broken
+# experiment file or listing runs should not wait for it.
+if TYPE_CHECKING:
+    from palaestrio.executor import ExecutorState, ExperimentRunRuntimeInformation
+
+log = logging.getLogger("palaestrio.cli")
+
+
+@cli.command("experiment-start")
+@paths_argument
+@click.option(
+    "-p",
+    "--parallel",
+    type=click.IntRange(min=1),
+    help="Runs executing at once (default from the runtime configuration: 1).",
+)
+@store_option
+@click.option("--plain", is_flag=True, help="Plain lines instead of the live table.")
+@click.pass_context
+def experiment_start(
+    ctx: click.Context,
+    paths: Sequence[Path],
+    parallel: int | None,
+    store_uri: str | None,
+    plain: bool,
+) -> None:
+    """Run every experiment run file given (a directory: each *.yml/*.yaml in it)."""
+    options: Options = ctx.obj
+    config = options.config(store_uri=store_uri, parallel_runs=parallel)
+    runs = load_runs(paths)
+    _check_store_uri(config.store_uri)
+    console = stdout_console()
+    live = console.is_terminal and not plain
+    view: Progress = LiveProgress(console) if live else PlainProgress(sys.stdout)
+    import trio
+
+    with logging_to(config.logging, options.level(), console if live else None):
+        governor_level = logging.getLevelName(
+            logging.getLogger("palaestrio.governor").getEffectiveLevel()
+        )
+        state, infos = trio.run(_execute, runs, config, view, governor_level)
+    if state.name in EXIT_CODES:
+        # Everything is down: a late ^C must not turn the exit status into "killed".
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _print_summary(console, config.store_uri, infos)
+    if state.name in EXIT_CODES:
+        ctx.exit(EXIT_CODES[state.name])
+    ctx.exit(0 if all(info.status == RunStatus.FINISHED for info in infos) else EXIT_FAILED)
+
+
+async def _execute(
+    runs: list[ExperimentRun], config: RuntimeConfig, view: Progress, governor_level: str
+) -> tuple[ExecutorState, list[ExperimentRunRuntimeInformation]]:
+    from palaestrio.executor import Executor
+
+    executor = Executor(
+        config.parallel_runs,
+        store_uri=config.store_uri,
+        broker_uri=config.broker_uri,
+        on_update=view.update,
+        governor_log_level=governor_level,
+    )
+    executor.schedule(runs)
+    for info in executor.experiment_runs():
+        view.update(info)
+    with view.showing():
+        state = await executor.execute()
+    return state, executor.experiment_runs()
+
+
+def load_runs(paths: Sequence[Path]) -> list[ExperimentRun]:
+    """Every run of every path; every problem of every file in one error."""
+    runs: list[ExperimentRun] = []
+    problems = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExperimentFileWarning)
+        for path in paths:
+            try:
+                runs.extend(load_experiment_runs(path))
+            except ExperimentFileError as error:
+                problems.extend(error.problems)
+    for warning in caught:
+        if issubclass(warning.category, ExperimentFileWarning):
+            # Said plainly, without Python's source line of the warnings.warn call.
+            click.echo(f"Warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    if problems:
+        raise ExperimentFileError(problems)
+    return runs
+
+
+def _check_store_uri(uri: str) -> None:
+    from palaestrio.store import parse_store_uri
+
+    parse_store_uri(uri)
+
+
+def _print_summary(
+    console: Console, store_uri: str, infos: list[ExperimentRunRuntimeInformation]
+) -> None:
+    """The runs of this invocation as the store has them (the executor's view if the
+    store cannot be read)."""
+    from palaestrio.store import list_runs, open_database
+    from palaestrio.store.engine import describe
+
+    stored = {}
+    try:
+        engine = open_database(store_uri)
+        try:
+            stored = {summary.instance_uid: summary for summary in list_runs(engine)}
+        finally:
+            engine.dispose()
+    except StoreError as error:
+        log.warning("cannot read the runs back from the store: %s", error)
+    summary_table = table()
+    summary_table.add_column("run", min_width=10)
+    summary_table.add_column("instance", no_wrap=True, min_width=32)
+    summary_table.add_column("status", no_wrap=True)
+    summary_table.add_column("episodes", justify="right", no_wrap=True)
+    summary_table.add_column("steps", justify="right", no_wrap=True)
+    summary_table.add_column("wall", justify="right", no_wrap=True)
+    problems = []
+    for info in infos:
+        summary = stored.get(info.instance_uid)
+        if summary is not None:
+            status, episodes, steps = summary.status, summary.episodes, summary.steps
+            reason = summary.reason
+        else:
+            status, episodes, steps = info.status, info.episodes, info.steps
+            reason = info.reason
+        # From the RunGovernor's start to its end, as the live view counts it.
+        wall = seconds_between(info.started_at, info.ended_at)
+        summary_table.add_row(
+            info.experiment_run.uid,
+            info.instance_uid,
+            status,
+            str(episodes),
+            str(steps),
+            "-" if wall is None else format_seconds(wall),
+        )
+        if status != RunStatus.FINISHED and reason:
+            problems.append(f"{info.experiment_run.uid} ({info.instance_uid}) {status}: {reason}")
+    console.print(summary_table)
+    console.print(f"store: {describe(store_uri)}", markup=False)
+    for problem in problems:
+        console.print(problem, markup=False, highlight=False)
+
+
+@cli.command("experiment-check-syntax")
+@paths_argument
+def experiment_check_syntax(paths: Sequence[Path]) -> None:
+    """Validate experiment run files without running them."""
+    runs = load_runs(paths)
+    for run in runs:
+        click.echo(f"ok: {run.uid} ({run.source or '-'}): {len(run.phases)} phase(s)")
+    click.echo(f"{len(runs)} experiment run(s) valid")

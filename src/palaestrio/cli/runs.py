@@ -1,0 +1,150 @@
+"""`runs list` and `runs show`: what the store holds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+import msgspec
+from rich.table import Table
+
+from palaestrio.status import RunStatus
+
+from .group import Options, cli, store_option
+from .output import format_seconds, local_time, seconds_between, stdout_console, table
+
+if TYPE_CHECKING:
+    from palaestrio.store.queries import RunDetails
+
+
+@cli.group()
+def runs() -> None:
+    """What the store holds."""
+
+
+@runs.command("list")
+@store_option
+@click.option("--status", help="Only runs with this status.")
+@click.option("--experiment", help="Only runs of this experiment uid.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+def runs_list(
+    options: Options,
+    store_uri: str | None,
+    status: str | None,
+    experiment: str | None,
+    as_json: bool,
+) -> None:
+    """List the run instances in the store, oldest first."""
+    from palaestrio.store import list_runs
+
+    config = options.config(store_uri=store_uri)
+    engine = _open(config.store_uri)
+    try:
+        summaries = list_runs(engine, status=status, experiment_uid=experiment)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(summaries)).decode())
+        return
+    listing = table()
+    listing.add_column("instance", no_wrap=True, min_width=32)
+    for name in ("run", "experiment"):
+        listing.add_column(name)
+    for name in ("status", "scheduled"):
+        listing.add_column(name, no_wrap=True)
+    for name in ("episodes", "steps"):
+        listing.add_column(name, justify="right", no_wrap=True)
+    for summary in summaries:
+        listing.add_row(
+            summary.instance_uid,
+            summary.run_uid,
+            summary.experiment_uid,
+            summary.status,
+            local_time(summary.scheduled),
+            str(summary.episodes),
+            str(summary.steps),
+        )
+    stdout_console().print(listing)
+
+
+@runs.command("show")
+@click.argument("run")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+@click.option("--document", is_flag=True, help="Print the experiment file the run was given.")
+@click.pass_obj
+def runs_show(
+    options: Options, run: str, store_uri: str | None, as_json: bool, document: bool
+) -> None:
+    """Show one run instance (by instance uid, or the latest instance of a run uid)."""
+    from palaestrio.store import run_details
+
+    config = options.config(store_uri=store_uri)
+    engine = _open(config.store_uri)
+    try:
+        details = run_details(engine, run)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(details)).decode())
+        return
+    if document:
+        click.echo(details.document or "", nl=False)
+        return
+    console = stdout_console()
+    console.print(_facts(details))
+    console.print(_phases(details))
+
+
+def _facts(details: RunDetails) -> Table:
+    """One run instance: uids, status, times and totals."""
+    summary = details.run
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    wall = seconds_between(summary.started, summary.ended)
+    for name, value in (
+        ("run", summary.run_uid),
+        ("instance", summary.instance_uid),
+        ("experiment", summary.experiment_uid),
+        ("status", summary.status),
+        ("user", details.user or "-"),
+        ("scheduled", local_time(summary.scheduled)),
+        ("started", local_time(summary.started)),
+        ("ended", local_time(summary.ended)),
+        ("wall time", "-" if wall is None else format_seconds(wall)),
+        ("phases", str(summary.phases)),
+        ("episodes", str(summary.episodes)),
+        ("steps", str(summary.steps)),
+    ):
+        facts.add_row(name, value)
+    if summary.reason:
+        facts.add_row("error" if summary.status == RunStatus.ERROR else "reason", summary.reason)
+    return facts
+
+
+def _phases(details: RunDetails) -> Table:
+    """The run instance's phases, one row each."""
+    phases = table()
+    for name in ("#", "phase", "mode", "workers", "episodes", "steps", "environments", "agents"):
+        numeric = name in ("#", "workers", "episodes", "steps")
+        phases.add_column(name, justify="right" if numeric else "left")
+    for phase in details.phases:
+        phases.add_row(
+            str(phase.number),
+            phase.name,
+            phase.mode or "-",
+            str(phase.workers),
+            str(phase.episodes),
+            str(phase.steps),
+            ", ".join(phase.environments),
+            ", ".join(phase.agents),
+        )
+    return phases
+
+
+def _open(store_uri: str) -> Any:
+    from palaestrio.store import open_database
+
+    return open_database(store_uri)
