@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+
+import trio
 
 from palaestrio.experiment import ExperimentRun, load_experiment_runs
 
@@ -97,3 +102,48 @@ def stored_rows(db: Path, instance_uid: str) -> tuple[int, int]:
             (instance_uid,),
         ).fetchone()
     return world_states, muscle_actions
+
+
+HERE = Path(__file__).parent
+
+
+async def start_executor_process(
+    tmp_path: Path, run_file: Path, env: dict[str, str] | None = None
+) -> trio.Process:
+    """`run_executor.py` on `run_file`, storing into ``tmp_path/runs.db``."""
+    return await trio.lowlevel.open_process(
+        [sys.executable, str(HERE / "run_executor.py"), str(tmp_path / "runs.db"), str(run_file)],
+        stdout=subprocess.PIPE,
+        cwd=HERE,
+        env=None if env is None else {**os.environ, **env},
+    )
+
+
+async def wait_for_steps(process: trio.Process, minimum: int) -> str:
+    """Reads the executor's update lines until its run has `minimum` steps; its uid."""
+    assert process.stdout is not None
+    buffer = b""
+    async for chunk in process.stdout:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            status, instance, steps = line.decode().split()
+            if status == "running" and int(steps) >= minimum:
+                return instance
+    raise AssertionError("the executor ended before its run made progress")
+
+
+async def stop_process(process: trio.Process) -> None:
+    """Kills what is left of a test's process and closes its pipe (test cleanup)."""
+    if process.returncode is None:
+        process.kill()
+    with trio.move_on_after(5, shield=True):
+        await process.wait()
+    if process.stdout is not None:
+        await process.stdout.aclose()
+
+
+async def wait_for_file(path: Path) -> str:
+    while not path.exists() or not path.read_text():
+        await trio.sleep(0.01)
+    return path.read_text()

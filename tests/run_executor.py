@@ -1,11 +1,13 @@
 """Runs the executor on run files, as the CLI would: ``python run_executor.py DB FILE...``.
 
 Prints ``<status> <instance uid> <steps>`` on every update (for tests to follow), and
-exits 130 / 143 when SIGINT / SIGTERM interrupted it.
+exits 130 / 143 / 129 when SIGINT / SIGTERM / SIGHUP interrupted it. The cancel grace is
+``$CANCEL_GRACE`` seconds (default 5).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -20,11 +22,16 @@ def show(info: ExperimentRunRuntimeInformation) -> None:
 
 
 async def main(db: str, files: list[str]) -> int:
-    executor = Executor(store_uri=f"sqlite:///{db}", on_update=show, cancel_grace=5.0)
+    executor = Executor(
+        store_uri=f"sqlite:///{db}",
+        on_update=show,
+        cancel_grace=float(os.environ.get("CANCEL_GRACE", "5")),
+    )
     for file in files:
         executor.schedule(load_experiment_runs(file))
     state = await executor.execute()
-    return {ExecutorState.SIGINT: 130, ExecutorState.SIGTERM: 143}.get(state, 0)
+    codes = {ExecutorState.SIGINT: 130, ExecutorState.SIGTERM: 143, ExecutorState.SIGHUP: 129}
+    return codes.get(state, 0)
 
 
 if __name__ == "__main__":

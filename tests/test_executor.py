@@ -5,15 +5,19 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import trio
 
-from executor_support import load_run, stored_rows, stored_status
+from executor_support import (
+    load_run,
+    start_executor_process,
+    stored_rows,
+    stored_status,
+    wait_for_steps,
+)
 from palaestrio.executor import (
     Executor,
     ExecutorState,
@@ -204,28 +208,6 @@ async def test_execute_returns_exited_in_the_seed_shape(tmp_path: Path) -> None:
 
 
 # -- signals, against an executor in its own process --------------------------------
-
-
-async def start_executor_process(tmp_path: Path, run_file: Path) -> trio.Process:
-    return await trio.lowlevel.open_process(
-        [sys.executable, str(HERE / "run_executor.py"), str(tmp_path / "runs.db"), str(run_file)],
-        stdout=subprocess.PIPE,
-        cwd=HERE,
-    )
-
-
-async def wait_for_steps(process: trio.Process, minimum: int) -> str:
-    """Reads the executor's update lines until its run has `minimum` steps; its uid."""
-    assert process.stdout is not None
-    buffer = b""
-    async for chunk in process.stdout:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            status, instance, steps = line.decode().split()
-            if status == "running" and int(steps) >= minimum:
-                return instance
-    raise AssertionError("the executor ended before its run made progress")
 
 
 @pytest.mark.parametrize(

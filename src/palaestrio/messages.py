@@ -7,15 +7,12 @@ shutdown requests), and each governor is a client of the executor's service
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
 from palaestrio.experiment.model import ExperimentRun
+from palaestrio.status import RunStatus
 
 EXECUTOR_SERVICE = "executor"
-
-TerminalStatus = Literal["finished", "error", "cancelled"]
 
 
 def governor_service(governor_id: str) -> str:
@@ -56,10 +53,11 @@ class RunProgress(msgspec.Struct, frozen=True, tag=True):
 
 
 class RunReport(msgspec.Struct, frozen=True, tag=True):
-    """A governor's last word: sent after its records and status are stored."""
+    """A governor's last word: its outcome, sent after every record is stored. The
+    executor writes the run's status from it."""
 
     instance_uid: str
-    status: TerminalStatus
+    status: RunStatus
     reason: str | None
     phases: int
     episodes: int

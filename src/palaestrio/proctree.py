@@ -27,6 +27,8 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 _PROC = Path("/proc")
+LIFELINE_VARIABLE = "PALAESTRIO_LIFELINE_FD"
+"""Names the fd of a pipe whose write end only the parent holds: EOF = parent gone."""
 KILL_PASSES = 20
 """How often `kill_tree` walks again for processes forked while it was killing."""
 

@@ -2,15 +2,22 @@
 
 A `Launcher` starts one command line and reports what happened to it; the executor
 relies on nothing else (plus MDP heartbeats), so an engine launcher (a Slurm ``srun``
-step, a Ray task) can stand in for the local one later.
+step) can stand in for the local one.
 
-`LocalLauncher` runs the child with `trio.run_process` in a session of its own (so a ^C
-in the terminal reaches only the executor), merges its stdout and stderr into one pipe
-that a task drains (forwarding lines to a callback, keeping the tail for error
-reports), and on cancellation signals the child's whole process group: SIGTERM, then
-SIGKILL after ``term_grace``. Because trio stops ``deliver_cancel`` as soon as the
-*direct* child exits (trio-notes §2.2), a final SIGKILL sweep of the group runs after
-the child is reaped, so grandchildren die too.
+`LocalLauncher` runs the child with `trio.run_process` in a session of its own (a ^C in
+the terminal reaches only the executor) and ties it to this process four ways:
+
+* a lifeline pipe: the child gets the read end (its fd in ``PALAESTRIO_LIFELINE_FD``);
+  the write end stays here, so the child sees EOF the moment this process dies, even
+  by SIGKILL;
+* on cancellation the child's process group gets SIGTERM, and after ``term_grace`` every
+  descendant of the child (``setsid()`` escapees too, found by descent) and the group
+  get SIGKILL;
+* this process is a child subreaper while it has children, so descendants orphaned by a
+  SIGKILLed child come to us, not to PID 1; after the child is reaped, those carrying
+  its launch mark (``PALAESTRIO_LAUNCH`` in their environment) are killed and reaped;
+* a final SIGKILL of the group, since trio stops ``deliver_cancel`` as soon as the
+  *direct* child exits (trio-notes §2.2).
 """
 
 from __future__ import annotations
@@ -19,16 +26,20 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
 import trio
 
-STDERR_TAIL_BYTES = 4096
+from palaestrio import proctree
+
+OUTPUT_TAIL_BYTES = 4096
 DRAIN_GRACE = 0.5
 """How long to read what a child wrote before it died, after it is reaped."""
+LAUNCH_MARK_VARIABLE = "PALAESTRIO_LAUNCH"
 
 
 @dataclass(frozen=True)
@@ -54,11 +65,13 @@ class Child:
     pid: int
     exited: trio.Event = field(default_factory=trio.Event)
     exit: ChildExit | None = None
+    is_reaped: Callable[[], bool] = lambda: False
+    """Once true the pid may be another process's: never signal it by pid again."""
 
     def kill_now(self) -> None:
-        """SIGKILL the child's process group at once (the second ^C)."""
-        if not self.exited.is_set():
-            signal_group(self.pid, signal.SIGKILL)
+        """SIGKILLs the child and everything it started, at once (the second ^C)."""
+        if not self.is_reaped():
+            kill_group_and_tree(self.pid)
 
 
 LineCallback = Callable[[str], None]
@@ -86,8 +99,38 @@ def signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
+def kill_group_and_tree(pid: int) -> None:
+    """SIGKILL for `pid`, its descendants (wherever their session) and its group."""
+    proctree.kill_tree(pid, include_root=True, wait=0)
+    signal_group(pid, signal.SIGKILL)
+
+
+class _Subreaper:
+    """This process adopts orphans while it has local children, then goes back to what
+    it was (a library user's program should not keep adopting strangers)."""
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.previous = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self.users == 0:
+            self.previous = proctree.set_child_subreaper(True)
+        self.users += 1
+        try:
+            yield
+        finally:
+            self.users -= 1
+            if self.users == 0 and not self.previous:
+                proctree.set_child_subreaper(False)
+
+
+_SUBREAPER = _Subreaper()
+
+
 class LocalLauncher:
-    """Runs children on this machine, each in a process group of its own."""
+    """Runs children on this machine, each in a session and process group of its own."""
 
     def __init__(self, *, term_grace: float = 1.0, env: Mapping[str, str] | None = None) -> None:
         self.term_grace = term_grace
@@ -96,7 +139,7 @@ class LocalLauncher:
     async def _deliver_cancel(self, process: trio.Process) -> None:
         signal_group(process.pid, signal.SIGTERM)
         await trio.sleep(self.term_grace)
-        signal_group(process.pid, signal.SIGKILL)
+        kill_group_and_tree(process.pid)
 
     async def run(
         self,
@@ -105,30 +148,56 @@ class LocalLauncher:
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
     ) -> ChildExit:
+        mark = f"{LAUNCH_MARK_VARIABLE}={uuid.uuid4().hex}"
+        lifeline_read, lifeline_write = os.pipe()
+        env = dict(os.environ if self.env is None else self.env)
+        env[proctree.LIFELINE_VARIABLE] = str(lifeline_read)
+        env[LAUNCH_MARK_VARIABLE] = mark.partition("=")[2]
+        try:
+            with _SUBREAPER.held():
+                return await self._run(argv, env, lifeline_read, on_output_line, task_status)
+        finally:
+            os.close(lifeline_write)  # only now: the child lived as long as we held it
+            for orphan in proctree.orphans_marked(mark.encode()):
+                proctree.kill_tree(orphan, include_root=True, wait=0.2)
+
+    async def _run(
+        self,
+        argv: Sequence[str],
+        env: dict[str, str],
+        lifeline_read: int,
+        on_output_line: LineCallback | None,
+        task_status: trio.TaskStatus[Child],
+    ) -> ChildExit:
         child: Child | None = None
         process: trio.Process | None = None
         output = _OutputTail(on_output_line)
         try:
             async with trio.open_nursery() as nursery:
-                process = await nursery.start(
-                    partial(
-                        trio.run_process,
-                        list(argv),
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                        check=False,
-                        env=self.env,
-                        deliver_cancel=self._deliver_cancel,
+                try:
+                    process = await nursery.start(
+                        partial(
+                            trio.run_process,
+                            list(argv),
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            check=False,
+                            env=env,
+                            pass_fds=(lifeline_read,),
+                            deliver_cancel=self._deliver_cancel,
+                        )
                     )
-                )
+                finally:
+                    os.close(lifeline_read)
                 assert process is not None and process.stdout is not None
-                child = Child(process.pid)
+                child = Child(process.pid, is_reaped=partial(_is_reaped, process))
                 task_status.started(child)
                 nursery.start_soon(output.drain, process.stdout)
                 await process.wait()
                 # Grandchildren may hold the pipe open: they go first, then we read.
+                # The pid is reaped: only its group (a pgid in use is never reused).
                 signal_group(process.pid, signal.SIGKILL)
                 with trio.move_on_after(DRAIN_GRACE):
                     await output.done.wait()
@@ -144,6 +213,10 @@ class LocalLauncher:
         return child.exit
 
 
+def _is_reaped(process: trio.Process) -> bool:
+    return process.returncode is not None
+
+
 class _OutputTail:
     def __init__(self, on_line: LineCallback | None) -> None:
         self.on_line = on_line
@@ -156,7 +229,7 @@ class _OutputTail:
             async with stream:
                 async for chunk in stream:
                     self.buffer += chunk
-                    del self.buffer[:-STDERR_TAIL_BYTES]
+                    del self.buffer[:-OUTPUT_TAIL_BYTES]
                     if self.on_line is not None:
                         *lines, self.partial_line = (self.partial_line + chunk).split(b"\n")
                         for line in lines:

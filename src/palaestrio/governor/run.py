@@ -1,36 +1,36 @@
-"""The RunGovernor process: executes one experiment run (``python -m palaestrio.governor``).
+"""The life of one RunGovernor, in order.
 
-It serves MDP service ``governor.<id>`` for the executor's start and shutdown requests,
-runs the simulation in this process, streams its records to the store service
-(batches are kept until acknowledged), tells the executor how far it is, and at the
-end stores its final status, sends the executor its report and exits 0. A shutdown
-request stops the run at the next step boundary; everything up to that step is
-stored. The governor sets no signal handlers: SIGTERM and SIGKILL are the executor's
-kill path, used only when the graceful way did not work.
+1. Serve MDP service ``governor.<id>`` (start and shutdown requests). The broker is the
+   executor's: losing it is fatal (`serve_worker(reconnect=False)`), never a reason to
+   look for another.
+2. Await the start request; a shutdown before it ends the governor at once.
+3. Run the simulation, records streaming to the store (kept until acknowledged); a
+   shutdown request stops it at the next step boundary.
+4. Report the outcome to the executor, which alone writes the run's status.
+
+A store that refuses the run's records as not its executor's means this governor
+outlived its executor: it ends at once, without a report.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import sys
-import time
 from functools import partial
 
 import msgspec
-import setproctitle
 import trio
 
 from palaestrio import messages
 from palaestrio.experiment.model import ExperimentRun
-from palaestrio.mdp import protocol as mdp
+from palaestrio.governor import lifeline
+from palaestrio.governor.lifeline import EXIT_PARENT_LOST
 from palaestrio.mdp.client import Client, open_client
 from palaestrio.mdp.worker import serve_worker
 from palaestrio.progress import ProgressTap
 from palaestrio.simulation import ComponentError, run_in_process
-from palaestrio.store import messages as store_messages
-from palaestrio.store.sender import open_store_sink, send_status
+from palaestrio.status import RunStatus
+from palaestrio.store.errors import RunNotOwned, StoreError
+from palaestrio.store.sender import open_store_sink
 
 log = logging.getLogger("palaestrio.governor")
 
@@ -38,154 +38,114 @@ PROGRESS_INTERVAL = 0.2
 """Seconds between progress messages at most (episode starts are sent at once)."""
 
 
-class Governor:
-    def __init__(self, client: Client, instance_uid: str, nursery: trio.Nursery) -> None:
-        self.client = client
+class Inbox:
+    """What the executor asked for: the MDP handler's side of the governor."""
+
+    def __init__(self, instance_uid: str) -> None:
         self.instance_uid = instance_uid
-        self.nursery = nursery
-        self.started = False
+        self.run: ExperimentRun | None = None
+        self.decided = trio.Event()
+        """Set by a start request, or by a shutdown before one."""
         self.stop = trio.Event()
         self.stop_reason = "shutdown requested"
-        self.done = trio.Event()
 
     async def handle(self, frames: list[bytes]) -> list[bytes]:
-        """MDP handler of ``governor.<id>``."""
         try:
             request = messages.governor_request_decoder.decode(frames[0] if frames else b"")
         except msgspec.DecodeError as problem:
             log.warning("malformed request: %s", problem)
             return [messages.encode(messages.ExperimentRunStartResponse(False, str(problem)))]
         if isinstance(request, messages.ExperimentRunStartRequest):
-            return [messages.encode(self.start(request))]
+            return [messages.encode(self._start(request))]
         log.info("shutdown requested: %s", request.reason)
         self.stop_reason = request.reason
         self.stop.set()
-        if not self.started:
-            self.done.set()
+        self.decided.set()
         return [messages.encode(messages.ExperimentRunShutdownResponse(True))]
 
-    def start(
+    def _start(
         self, request: messages.ExperimentRunStartRequest
     ) -> messages.ExperimentRunStartResponse:
-        if self.started:
+        if self.decided.is_set():
             return messages.ExperimentRunStartResponse(False, "the run is already started")
         if request.instance_uid != self.instance_uid:
             return messages.ExperimentRunStartResponse(
                 False,
                 f"this governor runs instance {self.instance_uid}, not {request.instance_uid}",
             )
-        self.started = True
-        log.debug("start request for run %s", request.experiment_run.uid)
-        self.nursery.start_soon(self.execute, request.experiment_run)
+        self.run = request.experiment_run
+        self.decided.set()
         return messages.ExperimentRunStartResponse(True)
 
-    async def execute(self, run: ExperimentRun) -> None:
-        status: messages.TerminalStatus = "finished"
-        reason: str | None = None
-        summary = None
-        async with open_store_sink(self.client, self.instance_uid) as store_sink:
-            await send_status(self.client, store_messages.Running(self.instance_uid, time.time()))
-            async with trio.open_nursery() as nursery:
-                tap = ProgressTap(store_sink, self.instance_uid, run)
-                nursery.start_soon(self.report_progress, tap)
-                try:
-                    summary = await run_in_process(run, tap, stop=self.stop)
-                    log.debug("simulation done: %s", summary)
-                except ComponentError as error:
-                    log.error("%s", error)
-                    status, reason = "error", str(error)
-                else:
-                    if summary.stopped:
-                        status, reason = "cancelled", self.stop_reason
-                nursery.cancel_scope.cancel()
-        # Leaving the sink's block waited until the store acknowledged every record.
-        log.debug("every record is stored")
-        now = time.time()
-        event: store_messages.StatusEvent
-        if status == "finished":
-            event = store_messages.Finished(self.instance_uid, now)
-        elif status == "cancelled":
-            event = store_messages.Cancelled(self.instance_uid, now, reason or "")
-        else:
-            event = store_messages.Failed(self.instance_uid, now, reason or "")
-        await send_status(self.client, event)
-        report = messages.RunReport(
-            self.instance_uid,
-            status,
-            reason,
-            phases=tap.phases,
-            episodes=tap.episodes,
-            steps=tap.steps,
-        )
-        await self.client.request(messages.EXECUTOR_SERVICE, messages.encode(report))
-        log.debug("reported %s to the executor", status)
-        self.done.set()
 
-    async def report_progress(self, tap: ProgressTap) -> None:
-        while True:
-            await tap.changed.wait()
-            tap.changed = trio.Event()
-            progress = tap.progress()
-            if progress is not None:
-                await self.client.request(messages.EXECUTOR_SERVICE, messages.encode(progress))
-            await trio.sleep(PROGRESS_INTERVAL)
-
-
-async def governor_main(
+async def serve_run(
     broker: str,
     governor_id: str,
     instance_uid: str,
+    *,
     heartbeat_interval: float,
     heartbeat_liveness: int,
 ) -> None:
-    log.debug("governor process up")
+    inbox = Inbox(instance_uid)
     async with open_client(broker) as client, trio.open_nursery() as nursery:
-        governor = Governor(client, instance_uid, nursery)
         await nursery.start(
             partial(
                 serve_worker,
                 broker,
                 messages.governor_service(governor_id),
-                governor.handle,
+                inbox.handle,
                 heartbeat_interval=heartbeat_interval,
                 heartbeat_liveness=heartbeat_liveness,
+                reconnect=False,
             )
         )
-        await governor.done.wait()
+        await inbox.decided.wait()
+        if inbox.run is not None:
+            report = await execute(client, instance_uid, inbox.run, inbox)
+            await client.request(messages.EXECUTOR_SERVICE, messages.encode(report))
+            log.debug("reported %s to the executor", report.status)
         nursery.cancel_scope.cancel()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m palaestrio.governor")
-    parser.add_argument("--broker", required=True)
-    parser.add_argument("--governor-id", required=True)
-    parser.add_argument("--instance", required=True)
-    parser.add_argument("--run-uid", required=True)
-    parser.add_argument("--heartbeat-interval", type=float, default=mdp.DEFAULT_HEARTBEAT_INTERVAL)
-    parser.add_argument("--heartbeat-liveness", type=int, default=mdp.DEFAULT_HEARTBEAT_LIVENESS)
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    setproctitle.setproctitle(f"palaestrio[governor:{args.run_uid}]")
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level.upper(),
-        format="%(levelname)s %(name)s: %(message)s",
+async def execute(
+    client: Client, instance_uid: str, run: ExperimentRun, inbox: Inbox
+) -> messages.RunReport:
+    """Runs the simulation with every record stored; returns the outcome."""
+    status, reason = RunStatus.FINISHED, None
+    tap: ProgressTap | None = None
+    try:
+        async with open_store_sink(client, instance_uid) as sink, trio.open_nursery() as nursery:
+            tap = ProgressTap(sink, instance_uid, run)
+            nursery.start_soon(report_progress, client, tap)
+            try:
+                summary = await run_in_process(run, tap, stop=inbox.stop)
+            except ComponentError as error:
+                log.error("%s", error)
+                status, reason = RunStatus.ERROR, str(error)
+            else:
+                if summary.stopped:
+                    status, reason = RunStatus.CANCELLED, inbox.stop_reason
+            nursery.cancel_scope.cancel()
+        # Leaving the sink's block waited until the store acknowledged every record.
+    except* RunNotOwned as refused:
+        lifeline.die(f"the store refuses this run: {refused.exceptions[0]}", EXIT_PARENT_LOST)
+    except* StoreError as failed:
+        status, reason = RunStatus.ERROR, f"storing records failed: {failed.exceptions[0]}"
+    return messages.RunReport(
+        instance_uid,
+        status,
+        reason,
+        phases=tap.phases if tap else 0,
+        episodes=tap.episodes if tap else 0,
+        steps=tap.steps if tap else 0,
     )
-    trio.run(
-        governor_main,
-        args.broker,
-        args.governor_id,
-        args.instance,
-        args.heartbeat_interval,
-        args.heartbeat_liveness,
-    )
-    # Everything is stored and reported, and every socket closed: skip the interpreter's
-    # teardown (module cleanup, zmq context, thread pools), a fifth of a second per run.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
-if __name__ == "__main__":
-    main()
+async def report_progress(client: Client, tap: ProgressTap) -> None:
+    while True:
+        await tap.changed.wait()
+        tap.changed = trio.Event()
+        progress = tap.progress()
+        if progress is not None:
+            await client.request(messages.EXECUTOR_SERVICE, messages.encode(progress))
+        await trio.sleep(PROGRESS_INTERVAL)

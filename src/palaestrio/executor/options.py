@@ -1,0 +1,38 @@
+"""Every grace period, timeout and heartbeat of the executor, in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from palaestrio.mdp import protocol as mdp
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorOptions:
+    cancel_grace: float = 5.0
+    """Seconds a governor has to stop at a step boundary after a shutdown request."""
+    term_grace: float = 1.0
+    """Seconds between SIGTERM and SIGKILL when the graceful way did not work."""
+    start_timeout: float = 60.0
+    """Seconds a new governor has to answer the start request."""
+    finalize_grace: float = 5.0
+    """Seconds recording a run's final status may take during shutdown."""
+    heartbeat_interval: float = mdp.DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_liveness: int = mdp.DEFAULT_HEARTBEAT_LIVENESS
+    lease_seconds: float = 30.0
+    """How long the store trusts this executor between lease renewals: after that
+    its unfinished runs count as lost (what works across hosts)."""
+    governor_log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in ("cancel_grace", "term_grace", "start_timeout", "finalize_grace"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        if self.heartbeat_interval <= 0 or self.heartbeat_liveness < 1:
+            raise ValueError("heartbeats need an interval > 0 and a liveness >= 1")
+
+    @property
+    def shutdown_budget(self) -> float:
+        """The longest an orderly shutdown of the runs may take: services stay up for
+        it, and no longer."""
+        return self.cancel_grace + self.term_grace + 2 * self.finalize_grace

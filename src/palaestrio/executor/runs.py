@@ -1,0 +1,77 @@
+"""What the executor knows about each run instance."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import trio
+
+from palaestrio import messages
+from palaestrio.executor.launch import Child
+from palaestrio.experiment.model import ExperimentRun
+from palaestrio.status import RunStatus
+
+
+class ExecutorState(enum.Enum):
+    PRISTINE = 0
+    INITIALIZED = 1
+    RUNNING = 2
+    SHUTDOWN = 3
+    EXITED = 4
+    SIGINT = 5
+    SIGABRT = 6
+    SIGTERM = 7
+    SIGHUP = 8
+
+
+@dataclass
+class ExperimentRunRuntimeInformation:
+    """What the executor knows about one scheduled run (one *instance* of a run)."""
+
+    experiment_run: ExperimentRun
+    instance_uid: str
+    status: RunStatus = RunStatus.SCHEDULED
+    reason: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    run_governor_id: str | None = None
+    pid: int | None = None
+    """The RunGovernor's process id (its process group id, too) while it runs."""
+    experiment_run_id: str | None = None
+    """The run's uid once it runs (as in palaestrAI)."""
+    progress: messages.RunProgress | None = None
+    phases: int = 0
+    episodes: int = 0
+    steps: int = 0
+
+    @property
+    def is_running(self) -> bool:
+        return self.status.is_active
+
+    @property
+    def is_done(self) -> bool:
+        return self.status.is_terminal
+
+
+@dataclass(eq=False)
+class RunSlot:
+    """The executor's private handle on one run instance."""
+
+    info: ExperimentRunRuntimeInformation
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    cancel_reason: str | None = None
+    child: Child | None = None
+    report: messages.RunReport | None = None
+    failure: str | None = None
+    """Why supervising the run failed (a launcher or transport error), one line."""
+    ended: trio.Event = field(default_factory=trio.Event)
+
+    def matches(self, run_id: str) -> bool:
+        return run_id in (self.info.instance_uid, self.info.experiment_run.uid)
+
+    def cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self.scope.cancel()

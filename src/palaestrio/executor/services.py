@@ -1,0 +1,112 @@
+"""The executor's services: MDP broker, store, and the ``executor`` MDP service.
+
+Runs need broker and store until their own shutdown is over, so outside cancellation
+must not reach the services first. They run inside one shield that is never unbounded:
+it gets a deadline (the options' shutdown budget) as soon as shutdown begins, and is
+cancelled outright once the runs are over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import trio
+
+from palaestrio import messages
+from palaestrio.executor.options import ExecutorOptions
+from palaestrio.mdp import broker
+from palaestrio.mdp.client import Client, open_client
+from palaestrio.mdp.worker import Handler, serve_worker
+from palaestrio.store import service as store_service
+
+
+class BoundedShield:
+    """One shield for every service: unbounded only until shutdown begins."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope(shield=True)
+
+    def bound(self, budget: float) -> None:
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + budget)
+
+    def release(self) -> None:
+        self.scope.cancel()
+
+
+@dataclass
+class Services:
+    endpoint: str
+    client: Client
+    shield: BoundedShield
+    nursery: trio.Nursery
+
+    async def start(self, serve: Callable[..., Awaitable[Any]]) -> Any:
+        """Starts another service (the signal watcher) inside the shield."""
+        return await self.nursery.start(serve)
+
+
+@asynccontextmanager
+async def open_services(
+    *,
+    store_uri: str,
+    broker_uri: str | None,
+    executor_id: str,
+    options: ExecutorOptions,
+    on_governor_event: Handler,
+) -> AsyncIterator[Services]:
+    interval, liveness = options.heartbeat_interval, options.heartbeat_liveness
+    shield = BoundedShield()
+    async with trio.open_nursery() as outer:
+        # The services' nursery lives in a task of its own, so that one shield covers
+        # every service; releasing the shield is what ends them.
+        nursery: trio.Nursery = await outer.start(_shielded_nursery, shield)
+        try:
+            endpoint = await nursery.start(
+                partial(
+                    broker.serve,
+                    broker_uri,
+                    heartbeat_interval=interval,
+                    heartbeat_liveness=liveness,
+                )
+            )
+            # The store opens (an embedded SQLite file is created) before any run
+            # starts: a bad URI or an unreachable database fails here, clearly.
+            await nursery.start(
+                partial(
+                    store_service.serve,
+                    store_uri,
+                    endpoint,
+                    create=store_uri.startswith("sqlite"),
+                    executor_id=executor_id,
+                    lease_seconds=options.lease_seconds,
+                    heartbeat_interval=interval,
+                    heartbeat_liveness=liveness,
+                )
+            )
+            async with open_client(endpoint) as client:
+                await nursery.start(
+                    partial(
+                        serve_worker,
+                        endpoint,
+                        messages.EXECUTOR_SERVICE,
+                        on_governor_event,
+                        heartbeat_interval=interval,
+                        heartbeat_liveness=liveness,
+                    )
+                )
+                yield Services(endpoint, client, shield, nursery)
+        finally:
+            shield.release()
+
+
+async def _shielded_nursery(
+    shield: BoundedShield, *, task_status: trio.TaskStatus[trio.Nursery]
+) -> None:
+    with shield.scope:
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await trio.sleep_forever()

@@ -1,0 +1,113 @@
+"""The one writer of run statuses, in memory and in the store.
+
+The governor only reports its outcome; what the run's status *is* gets decided and
+written here, so the store, `Executor.experiment_runs()` and `on_update` never disagree.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from palaestrio import messages
+from palaestrio.executor.runs import ExperimentRunRuntimeInformation, RunSlot
+from palaestrio.mdp.client import Client
+from palaestrio.status import RunStatus
+from palaestrio.store import messages as store_messages
+from palaestrio.store.errors import StoreError
+from palaestrio.store.sender import send_status
+
+log = logging.getLogger("palaestrio.executor")
+
+UpdateCallback = Callable[[ExperimentRunRuntimeInformation], None]
+
+
+class StatusBook:
+    def __init__(self, client: Client, on_update: UpdateCallback | None) -> None:
+        self.client = client
+        self.on_update = on_update
+
+    def notify(self, info: ExperimentRunRuntimeInformation) -> None:
+        if self.on_update is not None:
+            self.on_update(info)
+
+    async def scheduled(self, slot: RunSlot) -> None:
+        """Stores the run as scheduled (and owned by this executor); idempotent."""
+        run = slot.info.experiment_run
+        await self._store(
+            store_messages.Scheduled(
+                slot.info.instance_uid,
+                run_uid=run.uid,
+                experiment_uid=run.experiment_uid or run.uid,
+                time=_now().timestamp(),
+                document=run.document,
+                user=_user(),
+            )
+        )
+
+    def starting(self, slot: RunSlot, governor_id: str) -> None:
+        info = slot.info
+        info.run_governor_id = governor_id
+        info.status, info.started_at = RunStatus.STARTING, _now()
+        self.notify(info)
+
+    async def running(self, slot: RunSlot) -> None:
+        info = slot.info
+        info.experiment_run_id = info.experiment_run.uid
+        await self._store(store_messages.Running(info.instance_uid, _now().timestamp()))
+        info.status = RunStatus.RUNNING
+        self.notify(info)
+
+    def progress(self, slot: RunSlot, event: messages.RunProgress) -> None:
+        slot.info.progress = event
+        slot.info.steps = event.steps_total
+        self.notify(slot.info)
+
+    async def conclude(self, slot: RunSlot, status: RunStatus, reason: str | None) -> None:
+        """Stores the run's terminal status; the store keeps the first one it got."""
+        info = slot.info
+        now = _now()
+        event: store_messages.StatusEvent
+        if status is RunStatus.FINISHED:
+            event = store_messages.Finished(info.instance_uid, now.timestamp())
+        elif status is RunStatus.CANCELLED:
+            event = store_messages.Cancelled(info.instance_uid, now.timestamp(), reason or "")
+        else:
+            event = store_messages.Failed(info.instance_uid, now.timestamp(), reason or "")
+        stored = await self._store(event)
+        info.status = RunStatus(stored) if stored else status
+        info.reason = reason
+        info.ended_at = now
+        report = slot.report
+        if report is not None:
+            info.phases, info.episodes, info.steps = report.phases, report.episodes, report.steps
+        self.notify(info)
+
+    async def _store(self, event: store_messages.StatusEvent) -> str | None:
+        """Sends a status event; returns the status the store now has.
+
+        A store that refuses the event is logged, not raised: one run's bookkeeping
+        problem must not take the other runs down."""
+        try:
+            return await send_status(self.client, event)
+        except StoreError as error:
+            log.error(
+                "the store refused %s for run %s: %s",
+                type(event).__name__,
+                event.instance_uid,
+                error,
+            )
+            return None
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None

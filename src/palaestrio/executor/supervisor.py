@@ -1,0 +1,221 @@
+"""One run's supervision: launch its governor, start it, stop it, record how it ended.
+
+`supervise` is the run's error boundary: an unexpected exception here (the launcher
+failing to spawn, a transport error) marks this run `error`, with the traceback in the
+log and one line in the store, and the other runs go on. Only cancellation leaves it.
+
+Stopping is graceful first: when the run's cancel scope (or an outer one) is cancelled,
+the governor gets a shutdown request and ``cancel_grace`` seconds to stop at a step
+boundary, flush and report. Only then is the launcher's kill path run (SIGTERM, SIGKILL
+after ``term_grace``, the whole process tree).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import msgspec
+import trio
+
+from palaestrio import messages
+from palaestrio.errors import single_error
+from palaestrio.executor.launch import Child, ChildExit, Launcher
+from palaestrio.executor.options import ExecutorOptions
+from palaestrio.executor.runs import RunSlot
+from palaestrio.executor.statuses import StatusBook
+from palaestrio.mdp.client import Client
+from palaestrio.status import RunStatus
+
+log = logging.getLogger("palaestrio.executor")
+governor_log = logging.getLogger("palaestrio.governor")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every run's supervision shares."""
+
+    client: Client
+    endpoint: str
+    launcher: Launcher
+    book: StatusBook
+    options: ExecutorOptions
+    on_cancelled: Callable[[], None]
+    """Called when outside cancellation reaches a run (bounds the services' shield)."""
+
+
+async def supervise(slot: RunSlot, context: RunContext) -> None:
+    """Runs one run to its end and records that end; never raises but Cancelled."""
+    governor_id = uuid.uuid4().hex[:12]
+    context.book.starting(slot, governor_id)
+    exit_: ChildExit | None = None
+    try:
+        if not slot.scope.cancel_called:
+            exit_ = await _run_governor(slot, context, governor_id)
+    except Exception as error:
+        problem = single_error(error)
+        log.error("run %s: supervision failed", slot.info.instance_uid, exc_info=problem)
+        slot.failure = f"{type(problem).__name__}: {problem}".splitlines()[0]
+    finally:
+        with trio.move_on_after(context.options.finalize_grace, shield=True):
+            status, reason = outcome(slot, exit_)
+            await context.book.conclude(slot, status, reason)
+        slot.ended.set()
+
+
+def governor_environment() -> dict[str, str]:
+    """Governors import components by name: give them the executor's import path.
+    SPT_NOENV keeps setproctitle off their environment, which stays readable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env["SPT_NOENV"] = "1"
+    return env
+
+
+def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[str]:
+    options = context.options
+    return [
+        sys.executable,
+        "-m",
+        "palaestrio.governor",
+        "--broker",
+        context.endpoint,
+        "--governor-id",
+        governor_id,
+        "--instance",
+        slot.info.instance_uid,
+        "--run-uid",
+        slot.info.experiment_run.uid,
+        "--heartbeat-interval",
+        str(options.heartbeat_interval),
+        "--heartbeat-liveness",
+        str(options.heartbeat_liveness),
+        "--log-level",
+        options.governor_log_level,
+    ]
+
+
+async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) -> ChildExit:
+    argv = governor_argv(context, slot, governor_id)
+    # Shielded from outside cancellation: the governor gets the graceful way first,
+    # then this scope is cancelled and the launcher's kill path runs.
+    kill_scope = trio.CancelScope(shield=True)
+
+    async def launch(task_status: trio.TaskStatus[Child]) -> None:
+        with kill_scope:
+            await context.launcher.run(
+                argv,
+                on_output_line=partial(forward_governor_line, slot.info.experiment_run.uid),
+                task_status=task_status,
+            )
+
+    async with trio.open_nursery() as nursery:
+        child: Child = await nursery.start(launch)
+        slot.child = child
+        slot.info.pid = child.pid
+        started = False
+        try:
+            with slot.scope:
+                started = await _start(slot, context, child, governor_id)
+                if started:
+                    await child.exited.wait()
+        except trio.Cancelled:
+            if slot.cancel_reason is None:
+                slot.cancel_reason = "the executor was cancelled"
+            context.on_cancelled()
+            raise
+        finally:
+            if started and not child.exited.is_set():
+                with trio.move_on_after(context.options.cancel_grace, shield=True):
+                    reason = slot.cancel_reason or "cancelled"
+                    request = messages.ExperimentRunShutdownRequest(slot.info.instance_uid, reason)
+                    await _ask(context.client, slot, child, governor_id, request)
+                    await child.exited.wait()
+            kill_scope.cancel()  # a no-op once the governor has exited
+    assert child.exit is not None
+    return child.exit
+
+
+async def _ask(
+    client: Client,
+    slot: RunSlot,
+    child: Child,
+    governor_id: str,
+    request: messages.GovernorRequest,
+) -> messages.GovernorResponse | None:
+    """Sends `request` to the run's governor; None if the governor exits first (its
+    request would otherwise wait in the broker for a worker that never comes)."""
+    response: messages.GovernorResponse | None = None
+    async with trio.open_nursery() as race:
+
+        async def ask() -> None:
+            nonlocal response
+            service = messages.governor_service(governor_id)
+            reply = await client.request(service, messages.encode(request))
+            try:
+                response = messages.governor_response_decoder.decode(reply[0])
+            except (msgspec.DecodeError, IndexError) as problem:
+                slot.info.reason = f"malformed answer from the RunGovernor: {problem}"
+            race.cancel_scope.cancel()
+
+        async def watch_exit() -> None:
+            await child.exited.wait()
+            race.cancel_scope.cancel()
+
+        race.start_soon(ask)
+        race.start_soon(watch_exit)
+    return response
+
+
+async def _start(slot: RunSlot, context: RunContext, child: Child, governor_id: str) -> bool:
+    """Sends the start request; False when the governor died, refused or stayed mute."""
+    info = slot.info
+    request = messages.ExperimentRunStartRequest(info.instance_uid, info.experiment_run)
+    response = None
+    timeout = context.options.start_timeout
+    with trio.move_on_after(timeout):
+        response = await _ask(context.client, slot, child, governor_id, request)
+    if isinstance(response, messages.ExperimentRunStartResponse) and response.successful:
+        await context.book.running(slot)
+        return True
+    if isinstance(response, messages.ExperimentRunStartResponse):
+        info.reason = f"the RunGovernor refused to start: {response.error}"
+    elif not child.exited.is_set() and info.reason is None:
+        info.reason = f"the RunGovernor did not answer within {timeout:g} s"
+    return False
+
+
+def outcome(slot: RunSlot, exit_: ChildExit | None) -> tuple[RunStatus, str | None]:
+    """How the run ended, from what the governor reported and how its process ended."""
+    report, info = slot.report, slot.info
+    if report is not None:
+        if exit_ is not None and exit_.returncode != 0:
+            log.warning(
+                "run %s: RunGovernor %s after reporting", info.instance_uid, exit_.describe()
+            )
+        return report.status, report.reason
+    if slot.cancel_reason is not None and slot.failure is None:
+        reason = slot.cancel_reason
+        if exit_ is not None and exit_.returncode < 0:
+            reason += f" (RunGovernor {exit_.describe()})"
+        return RunStatus.CANCELLED, reason
+    reason = slot.failure or info.reason or "the RunGovernor ended without reporting a final status"
+    if exit_ is not None:
+        reason += f"; RunGovernor {exit_.describe()}"
+        if exit_.output_tail.strip():
+            reason += "\n" + exit_.output_tail.strip()
+    return RunStatus.ERROR, reason
+
+
+def forward_governor_line(run_uid: str, line: str) -> None:
+    level_name, _, rest = line.partition(" ")
+    level = logging.getLevelName(level_name)
+    if isinstance(level, int):
+        governor_log.log(level, "[%s] %s", run_uid, rest)
+    elif line.strip():
+        governor_log.warning("[%s] %s", run_uid, line)

@@ -1,0 +1,3 @@
+from palaestrio.governor.process import main
+
+main()
