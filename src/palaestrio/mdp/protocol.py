@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from palaestrio.errors import PalaestrioError
+
 CLIENT: Final = b"MDPC01"
 WORKER: Final = b"MDPW01"
 
@@ -48,3 +50,7 @@ def as_service(name: str | bytes) -> bytes:
 
 class ProtocolError(ValueError):
     """A message that does not follow MDP/0.1; the text says what is wrong."""
+
+
+class BrokerLost(PalaestrioError):
+    """A worker told not to reconnect lost its broker: silent too long, or DISCONNECT."""

@@ -4,8 +4,10 @@ A session is one connection to the broker: READY, then requests and heartbeats. 
 receiving task hands requests to a handler task so heartbeats keep flowing both ways
 while a long request runs. When the broker stays silent for interval × liveness, or
 says DISCONNECT, the session ends and a new one starts (after a back-off that doubles up
-to a maximum when the broker is silent; at once after DISCONNECT). Cancellation sends
-DISCONNECT so the broker forgets the worker at once instead of after its expiry.
+to a maximum when the broker is silent; at once after DISCONNECT), unless the caller
+said `reconnect=False`: then the worker ends with `BrokerLost`. Cancellation, and a
+silent broker, send DISCONNECT so the broker forgets the worker at once instead of after
+its expiry; a DISCONNECT from the broker is not answered (RFC 7: no further commands).
 
 Run alone as an echo worker (tests, benchmarks):
 ``python -m palaestrio.mdp.worker --connect ENDPOINT --service NAME --echo``.
@@ -46,6 +48,7 @@ async def serve_worker(
     heartbeat_liveness: int = mdp.DEFAULT_HEARTBEAT_LIVENESS,
     reconnect_delay: float = 0.1,
     max_reconnect_delay: float = 2.0,
+    reconnect: bool = True,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves `service` at the broker `endpoint` until cancelled.
@@ -53,6 +56,10 @@ async def serve_worker(
     `handler` gets a request's body frames and returns the reply's body frames. An
     exception from it ends `serve_worker` (after DISCONNECT): handlers that must
     survive bad requests catch their errors and reply with an error message.
+
+    With `reconnect=False` a broker silent for interval × liveness, or one that sends
+    DISCONNECT, ends `serve_worker` with `BrokerLost` instead of a new session: for a
+    worker that must not outlive its broker (nor meet the next one on the same endpoint).
     """
     service_name = mdp.as_service(service)
     session = _Session(endpoint, service_name, handler, heartbeat_interval, heartbeat_liveness)
@@ -60,6 +67,9 @@ async def serve_worker(
     while True:
         end = await session.run(task_status)
         task_status = trio.TASK_STATUS_IGNORED
+        if not reconnect:
+            # Raised outside the session's nursery, so the caller gets it unwrapped.
+            raise mdp.BrokerLost(session.describe(end))
         if end is _SessionEnd.BROKER_DISCONNECTED:
             delay = reconnect_delay
             continue
@@ -85,6 +95,11 @@ class _Session:
         # Replies and heartbeats come from two tasks; a socket takes one sender at a time.
         self.send_lock = trio.Lock()
         self.handler_error: BaseException | None = None
+
+    def describe(self, end: _SessionEnd) -> str:
+        if end is _SessionEnd.BROKER_DISCONNECTED:
+            return f"MDP broker at {self.endpoint} sent DISCONNECT"
+        return f"MDP broker at {self.endpoint} silent for {self.silence_limit:g} s"
 
     async def run(self, task_status: trio.TaskStatus[None]) -> _SessionEnd:
         async with open_socket(zmq.DEALER) as sock:
