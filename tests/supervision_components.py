@@ -22,11 +22,12 @@ SLEEPER = "import time; time.sleep(600)"
 # only a subreaper (the governor) keeps it in the run's process tree.
 DAEMON = """
 import os, sys, time
-if os.fork():
+child = os.fork()
+if child:
+    with open(sys.argv[1], "a") as f:
+        f.write(f" {child}")
     os._exit(0)
 os.setsid()
-with open(sys.argv[1], "a") as f:
-    f.write(f" {os.getpid()}")
 time.sleep(600)
 """
 

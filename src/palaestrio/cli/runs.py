@@ -145,6 +145,15 @@ def _phases(details: RunDetails) -> Table:
 
 
 def _open(store_uri: str) -> Any:
+    """The store, with the runs of executors that died marked `error` first (a run
+    must never read `running` after its executor is gone)."""
     from palaestrio.store import open_database
+    from palaestrio.store.ownership import reap_lost_runs
 
-    return open_database(store_uri)
+    engine = open_database(store_uri)
+    try:
+        reap_lost_runs(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
