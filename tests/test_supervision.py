@@ -61,9 +61,9 @@ def escaping_run_file(tmp_path: Path, uid: str, pid_file: Path, max_iter: int) -
 
 async def runs_list(tmp_path: Path) -> dict[str, str]:
     """`palaestrio runs list`: each instance's status."""
+    command = ["runs", "list", "--json", "--store", store_uri(tmp_path)]
     done = await trio.run_process(
-        [sys.executable, "-m", "palaestrio", "runs", "list", "--json"]
-        + ["--store", store_uri(tmp_path)],
+        [sys.executable, "-m", "palaestrio", *command],
         capture_stdout=True,
         capture_stderr=True,
     )
