@@ -1,5 +1,6 @@
 """Shared pieces of the MDP tests: running a broker, workers and plain peers for the
-length of an `async with`, starting helper processes, and the ResourceWarning check.
+length of an `async with`, a hand-driven ROUTER standing in for the broker, starting
+helper processes, and the ResourceWarning check.
 
 Everything started here is stopped and reaped when its block exits, also on failure.
 """
@@ -21,9 +22,11 @@ from typing import Any
 
 import pytest
 import trio
+import zmq
 
-from mdp_plain import Handler, PlainClient, PlainWorker, echo
+from mdp_plain import HEARTBEAT, MDPW01, Handler, PlainClient, PlainWorker, echo
 from palaestrio.mdp import broker, worker
+from palaestrio.zmq_trio import Socket, open_socket
 
 TESTS = Path(__file__).parent
 PLAIN_SCRIPT = TESTS / "mdp_plain.py"
@@ -70,6 +73,23 @@ async def running_worker(
 
 async def echo_handler(body: list[bytes]) -> list[bytes]:
     return body
+
+
+@asynccontextmanager
+async def fake_broker() -> AsyncIterator[tuple[Socket, str]]:
+    """A bare ROUTER on a free TCP port standing in for the broker: (socket, endpoint)."""
+    async with open_socket(zmq.ROUTER) as router:
+        yield router, router.bind("tcp://127.0.0.1:*")
+
+
+async def next_command(router: Socket, *, skip_heartbeats: bool = True) -> list[bytes]:
+    """The next worker command as [identity, command, *rest], checking frames 0 and 1."""
+    while True:
+        identity, *frames = await router.recv_multipart()
+        assert frames[:2] == [b"", MDPW01], frames
+        if skip_heartbeats and frames[2:] == [HEARTBEAT]:
+            continue
+        return [identity, *frames[2:]]
 
 
 @asynccontextmanager

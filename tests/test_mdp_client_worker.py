@@ -4,15 +4,12 @@ Client: replies reach the right caller, also out of order and after a cancelled 
 Worker: checked frame by frame against a hand-driven ROUTER standing in for the broker
 (READY, heartbeats while idle and while a handler runs, reconnects, DISCONNECT), and
 end to end through the real broker and as the `python -m palaestrio.mdp.worker` process;
-with `reconnect=False`, a lost broker ends it with BrokerLost.
+with `reconnect=False` (test_mdp_worker_lost_broker.py) a lost broker ends it.
 """
 
 from __future__ import annotations
 
-import re
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 
 import pytest
@@ -23,16 +20,16 @@ from mdp_plain import DISCONNECT, HEARTBEAT, MDPC01, MDPW01, READY, REPLY, REQUE
 from mdp_support import (  # noqa: F401
     collect_garbage_in_test,
     echo_handler,
-    free_tcp_port,
+    fake_broker,
+    next_command,
     python,
     running_broker,
     running_process,
     running_worker,
 )
 from palaestrio.mdp.client import Client, open_client
-from palaestrio.mdp.protocol import BrokerLost
 from palaestrio.mdp.worker import serve_worker
-from palaestrio.zmq_trio import Socket, open_socket
+from palaestrio.zmq_trio import open_socket
 
 FAST = {"heartbeat_interval": 0.1, "heartbeat_liveness": 3}
 # Expiry after 1 s: still short, but a loaded 2-core machine can stall a process for
@@ -198,22 +195,6 @@ async def test_worker_process_echoes_and_leaves_with_disconnect_on_sigint() -> N
 # --- worker against a hand-driven ROUTER -----------------------------------------------------
 
 
-@asynccontextmanager
-async def fake_broker() -> AsyncIterator[tuple[Socket, str]]:
-    async with open_socket(zmq.ROUTER) as router:
-        yield router, router.bind("tcp://127.0.0.1:*")
-
-
-async def next_command(router: Socket, *, skip_heartbeats: bool = True) -> list[bytes]:
-    """The next worker command as [identity, command, *rest], checking frames 0 and 1."""
-    while True:
-        identity, *frames = await router.recv_multipart()
-        assert frames[:2] == [b"", MDPW01], frames
-        if skip_heartbeats and frames[2:] == [HEARTBEAT]:
-            continue
-        return [identity, *frames[2:]]
-
-
 async def test_worker_sends_ready_heartbeats_and_disconnect() -> None:
     with trio.fail_after(10):
         async with fake_broker() as (router, endpoint):
@@ -336,70 +317,3 @@ async def test_client_request_frames_per_rfc() -> None:
                 assert frames == [b"", MDPC01, b"wire", b"b1", b""]
                 await router.send_multipart([identity, b"", MDPC01, b"wire", b"r1"])
             assert replies == [[b"r1"]]
-
-
-# --- worker with reconnect=False -----------------------------------------------------------
-
-
-async def test_without_reconnect_a_closed_broker_ends_the_worker_with_broker_lost() -> None:
-    bind = f"tcp://127.0.0.1:{free_tcp_port()}"
-    closed_at: float | None = None
-
-    async def serve_one_request_then_close(task_status: trio.TaskStatus[None]) -> None:
-        nonlocal closed_at
-        async with running_broker(bind, **FAST), open_client(bind) as client:
-            task_status.started()
-            assert await client.request("orphan", b"ping") == [b"ping"]
-        closed_at = trio.current_time()
-
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(serve_one_request_then_close)
-            # Unwrapped: pytest.raises would not match an ExceptionGroup.
-            with pytest.raises(
-                BrokerLost, match=f"^{re.escape(f'MDP broker at {bind} silent for 0.3 s')}$"
-            ):
-                await serve_worker(bind, "orphan", echo_handler, reconnect=False, **FAST)
-            lost_at = trio.current_time()
-    assert closed_at is not None, "the worker gave up while its broker was still there"
-    # Silence counts from the broker's last heartbeat, at most one interval before closing.
-    assert lost_at - closed_at >= 0.3 - 0.1 - 0.01
-
-
-async def test_without_reconnect_a_silent_broker_gets_disconnect_and_no_new_ready() -> None:
-    with trio.fail_after(10):
-        async with fake_broker() as (router, endpoint), trio.open_nursery() as nursery:
-
-            async def lost() -> None:
-                with pytest.raises(BrokerLost, match=re.escape("silent for 0.3 s")):
-                    await serve_worker(endpoint, "lonely", echo_handler, reconnect=False, **FAST)
-
-            nursery.start_soon(lost)
-            identity, *ready = await next_command(router)
-            assert ready == [READY, b"lonely"]
-            assert await next_command(router) == [identity, DISCONNECT]
-            with trio.move_on_after(0.5):  # a reconnecting worker says READY after 0.1 s
-                message = await router.recv_multipart()
-                pytest.fail(f"worker sent {message!r} after it lost its broker")
-
-
-async def test_without_reconnect_a_disconnect_from_the_broker_ends_the_worker() -> None:
-    """Default heartbeats (7.5 s of silence) and a 5 s bound: DISCONNECT ends it, not
-    silence; and, per RFC 7, the worker sends nothing more, not even DISCONNECT."""
-    with trio.fail_after(5):
-        async with fake_broker() as (router, endpoint):
-
-            async def disconnect_it() -> None:
-                identity, *ready = await next_command(router)
-                assert ready == [READY, b"dismissed"]
-                await router.send_multipart([identity, b"", MDPW01, DISCONNECT])
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(disconnect_it)
-                with pytest.raises(
-                    BrokerLost, match=f"^{re.escape(f'MDP broker at {endpoint} sent DISCONNECT')}$"
-                ):
-                    await serve_worker(endpoint, "dismissed", echo_handler, reconnect=False)
-            with trio.move_on_after(0.5):
-                message = await router.recv_multipart()
-                pytest.fail(f"worker sent {message!r} after the broker's DISCONNECT")
