@@ -17,6 +17,9 @@ _WHERE = {
     "Executor": "executor",
     "ExecutorError": "executor",
     "ExecutorInterrupted": "executor",
+    "ExecutorOptions": "executor",
+    "PalaestrioError": "errors",
+    "RunStatus": "status",
     "ExecutorState": "executor",
     "ExperimentRunRuntimeInformation": "executor",
     "UnknownRunError": "executor",
@@ -80,6 +83,7 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "ExecutorInterrupted",
+    "ExecutorOptions",
     "ExecutorState",
     "ExperimentFileError",
     "ExperimentFileWarning",
@@ -93,11 +97,13 @@ __all__ = [
     "Muscle",
     "NullSink",
     "Objective",
+    "PalaestrioError",
     "PhaseProgress",
     "PhaseSpec",
     "RecordSink",
     "Reward",
     "RewardInformation",
+    "RunStatus",
     "RunSummary",
     "SensorActuatorMismatchError",
     "SensorInformation",
@@ -152,9 +158,11 @@ if TYPE_CHECKING:
         VanillaRunGovernorTerminationCondition as VanillaRunGovernorTerminationCondition,
     )
     from palaestrio.components import VanillaSimulationController as VanillaSimulationController
+    from palaestrio.errors import PalaestrioError as PalaestrioError
     from palaestrio.executor import Executor as Executor
     from palaestrio.executor import ExecutorError as ExecutorError
     from palaestrio.executor import ExecutorInterrupted as ExecutorInterrupted
+    from palaestrio.executor import ExecutorOptions as ExecutorOptions
     from palaestrio.executor import ExecutorState as ExecutorState
     from palaestrio.executor import (
         ExperimentRunRuntimeInformation as ExperimentRunRuntimeInformation,
@@ -179,3 +187,4 @@ if TYPE_CHECKING:
     from palaestrio.simulation import SensorActuatorMismatchError as SensorActuatorMismatchError
     from palaestrio.simulation import run_in_process as run_in_process
     from palaestrio.simulation import run_in_process_sync as run_in_process_sync
+    from palaestrio.status import RunStatus as RunStatus
