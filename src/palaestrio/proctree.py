@@ -121,12 +121,16 @@ def reap(pids: Iterable[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def kill_tree(root: int, *, include_root: bool = False, wait: float = 1.0) -> list[int]:
-    """SIGKILLs every descendant of `root` (and `root` itself if asked), then reaps the
-    ones that are our children and waits up to `wait` seconds until all are dead.
+def kill_tree(
+    root: int, *, include_root: bool = False, reap_root: bool = False, wait: float = 1.0
+) -> list[int]:
+    """SIGKILLs every descendant of `root` (and `root` itself if asked), reaps those that
+    are our children, and waits up to `wait` seconds until all are dead.
 
-    Returns the pids it killed. Parents are killed before children, so a child cannot
-    be re-parented out of reach between two passes.
+    `root` itself is reaped only with `reap_root`: a child that trio (or a `Popen`)
+    waits for must keep its exit status for that waiter. Returns the pids it killed.
+    Parents are killed before children, so a child cannot be re-parented out of reach
+    between two passes.
     """
     killed: list[int] = []
     for _ in range(KILL_PASSES):
@@ -139,8 +143,9 @@ def kill_tree(root: int, *, include_root: bool = False, wait: float = 1.0) -> li
         killed += targets
     deadline = time.monotonic() + wait
     pending = set(killed)
+    reapable = pending if reap_root else pending - {root}
     while pending:
-        reap(pending)
+        reap(reapable & pending)
         pending = {pid for pid in pending if is_alive(pid)}
         if not pending or time.monotonic() > deadline:
             break

@@ -159,7 +159,7 @@ class LocalLauncher:
         finally:
             os.close(lifeline_write)  # only now: the child lived as long as we held it
             for orphan in proctree.orphans_marked(mark.encode()):
-                proctree.kill_tree(orphan, include_root=True, wait=0.2)
+                proctree.kill_tree(orphan, include_root=True, reap_root=True, wait=0.2)
 
     async def _run(
         self,
