@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +25,7 @@ from executor_support import (
     wait_for_steps,
     write_experiment,
 )
-from palaestrio import proctree
+from palaestrio import messages, proctree
 from palaestrio.executor import (
     Child,
     ChildExit,
@@ -35,6 +37,7 @@ from palaestrio.executor import (
 )
 from palaestrio.executor.launch import LineCallback
 from palaestrio.executor.supervisor import governor_environment
+from palaestrio.mdp.client import open_client
 
 COMPONENTS = "supervision_components"
 SLOW = "executor_components:SlowEnvironment"
@@ -275,3 +278,43 @@ async def test_parallel_runs_overlap_in_time(tmp_path: Path, parallel: int) -> N
         assert overlap > 0.5, f"the two runs overlapped {overlap:.2f} s only"
     else:
         assert overlap < 0, "with one run at a time the runs must not overlap"
+
+
+# -- a governor from another executor cannot write into this one's store ---------------
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_stray_governor_is_refused_by_the_store_and_exits(tmp_path: Path) -> None:
+    """A governor that outlived its executor and reached the next one's broker on the
+    same fixed TCP endpoint (it once wrote 360,000 rows into a dead run)."""
+    endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
+    run = load_run(tmp_path, "stray", environment=SLOW, max_iter=100_000)
+    env = governor_environment()
+    argv = ["--broker", endpoint, "--governor-id", "stray", "--instance", "not-ours"]
+    with trio.fail_after(60):
+        async with open_executor(1, store_uri(tmp_path), broker_uri=endpoint):
+            stray = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "palaestrio.governor", *argv, "--run-uid", "stray"],
+                env=env,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                async with open_client(endpoint) as client:
+                    request = messages.ExperimentRunStartRequest("not-ours", run)
+                    await client.request("governor.stray", messages.encode(request))
+                await stray.wait()
+            finally:
+                await stop_process(stray)
+                assert stray.stderr is not None
+                stderr = b"".join([chunk async for chunk in stray.stderr]).decode()
+                await stray.stderr.aclose()
+    assert stray.returncode == 3, stderr
+    assert "refuses" in stderr
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        assert db.execute("SELECT count(*) FROM experiment_run_instances").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM world_states").fetchone() == (0,)

@@ -123,6 +123,8 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
             with slot.scope:
                 started = await _start(slot, context, child, governor_id)
                 if started:
+                    # Started even if cancelled while storing it: the graceful way.
+                    await context.book.running(slot)
                     await child.exited.wait()
         except trio.Cancelled:
             if slot.cancel_reason is None:
@@ -181,7 +183,6 @@ async def _start(slot: RunSlot, context: RunContext, child: Child, governor_id: 
     with trio.move_on_after(timeout):
         response = await _ask(context.client, slot, child, governor_id, request)
     if isinstance(response, messages.ExperimentRunStartResponse) and response.successful:
-        await context.book.running(slot)
         return True
     if isinstance(response, messages.ExperimentRunStartResponse):
         info.reason = f"the RunGovernor refused to start: {response.error}"
