@@ -36,6 +36,7 @@ from palaestrio.mdp.client import open_client
 from palaestrio.mdp.worker import serve_worker
 from palaestrio.store import messages
 from palaestrio.store.engine import create_database, describe, open_database
+from palaestrio.store.ownership import DEFAULT_LEASE_SECONDS, register_executor
 from palaestrio.store.sender import DEFAULT_MAX_BATCH, open_store_sink, send_status
 from palaestrio.store.service import SERVICE, StoreService, serve
 from palaestrio.store.writer import StoreWriter
@@ -90,7 +91,9 @@ async def measure(uri: str, steps: int, max_batch: int, *, inline: bool) -> dict
         nursery.start_soon(loop_lag, worst_lag)
         endpoint = await nursery.start(broker.serve)
         if inline:
-            service = StoreService(StoreWriter(open_database(uri, immediate=True)))
+            engine = open_database(uri, immediate=True)
+            register_executor(engine, "bench", DEFAULT_LEASE_SECONDS)
+            service = StoreService(StoreWriter(engine, "bench"))
 
             async def blocking(frames: list[bytes]) -> list[bytes]:
                 return [messages.encode(service.apply_frames(frames))]

@@ -5,13 +5,14 @@ type checking, so pytest can rewrite its asserts).
 
 `postgres_server` (a session fixture) starts one `store_support.PostgresServer` per
 test session and stops it at the end. Its environment lacks the per-test leak tag,
-because it outlives the test that happened to start it. Tests are skipped only when no
-initdb exists.
+because it outlives the test that happened to start it, and its processes are allowed
+by the leak guard. Tests are skipped only when no initdb exists.
 """
 
 from __future__ import annotations
 
 import atexit
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def postgres_server() -> Iterator[PostgresServer]:
     bindir = find_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (no initdb found)")
-    server = PostgresServer(bindir)
+    # conftest's fixture-setup hook does not see session fixtures (a conftest's hooks
+    # apply below its directory, a session fixture's node is the rootdir), and a
+    # restart makes new server processes: the server tells the guard itself.
+    guard = getattr(sys.modules.get("conftest"), "GUARD", None)
+    server = PostgresServer(bindir, guard=guard)
     atexit.register(server.stop)  # also when the session dies before its teardown
     try:
         server.start()

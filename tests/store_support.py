@@ -19,9 +19,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from palaestrio import proctree
 from palaestrio.records import (
     AgentSpec,
     ComponentSpec,
@@ -34,7 +36,11 @@ from palaestrio.records import (
     Record,
     WorldState,
 )
+from palaestrio.store import schema
+from palaestrio.store.engine import open_database
 from palaestrio.store.messages import Scheduled
+from palaestrio.store.ownership import register_executor
+from palaestrio.store.writer import StoreWriter
 
 TAG_VARIABLE = "PALAESTRIO_TEST_TAG"
 
@@ -51,12 +57,27 @@ def find_bindir() -> Path | None:
     return Path(newest).parent
 
 
-class PostgresServer:
-    """One PostgreSQL server in its own temporary directory."""
+class ProcessGuard(Protocol):
+    """What the test suite's leak guard offers (`leak_guard.LeakGuard`)."""
 
-    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+    def snapshot(self) -> set[int]: ...
+
+    def allow(self, pids: set[int]) -> None: ...
+
+
+class PostgresServer:
+    """One PostgreSQL server in its own temporary directory.
+
+    With a `guard`, the server processes (after every start and restart) are allowed
+    to outlive the test that started them.
+    """
+
+    def __init__(
+        self, bindir: Path, *, durable: bool = False, guard: ProcessGuard | None = None
+    ) -> None:
         self.bindir = bindir
         self.durable = durable
+        self.guard = guard
         self.directory = Path(tempfile.mkdtemp(prefix="palaestrio-pg-"))
         self.data = self.directory / "data"
         self._run_as: list[str] = []
@@ -80,7 +101,18 @@ class PostgresServer:
             stderr = done.stderr.decode(errors="replace").strip()
             raise RuntimeError(f"{Path(argv[0]).name} failed ({done.returncode}): {stderr}")
 
+    @contextlib.contextmanager
+    def _allowed(self) -> Iterator[None]:
+        before = self.guard.snapshot() if self.guard is not None else set()
+        yield
+        if self.guard is not None:
+            self.guard.allow(self.guard.snapshot() - before)
+
     def start(self) -> None:
+        with self._allowed():
+            self._start()
+
+    def _start(self) -> None:
         self._run(
             str(self.bindir / "initdb"),
             "-D", str(self.data),
@@ -114,7 +146,8 @@ class PostgresServer:
     def restart(self) -> None:
         """Stops the server (dropping every connection) and starts it again."""
         pg_ctl = str(self.bindir / "pg_ctl")
-        self._run(pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "restart")
+        with self._allowed():
+            self._run(pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "restart")
 
     def uri(self, database: str | None = None) -> str:
         """A URI for `database` (default: a fresh name) on this server."""
@@ -225,3 +258,39 @@ def run_records(
 def count(engine: sa.Engine, table: str) -> int:
     with engine.connect() as connection:
         return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def registered_writer(uri: str, executor_id: str = "test-executor") -> StoreWriter:
+    """A writer for executor `executor_id`, registered as this process (lease 10 min)."""
+    engine = open_database(uri, immediate=True)
+    register_executor(engine, executor_id, lease_seconds=600)
+    return StoreWriter(engine, executor_id)
+
+
+def set_owner(engine: sa.Engine, executor_id: str, **values: Any) -> None:
+    """Overwrites columns of executor `executor_id`'s row (to play another process)."""
+    table = schema.palaestrio_executors
+    with engine.begin() as connection:
+        done = connection.execute(
+            sa.update(table).where(table.c.id == executor_id).values(**values)
+        )
+    assert done.rowcount == 1, f"no executor {executor_id}"
+
+
+def dead_process() -> tuple[int, int]:
+    """The pid and start time of a real process that has exited."""
+    process = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    started = proctree.start_time(process.pid)
+    process.kill()
+    process.wait()
+    assert started is not None
+    return process.pid, started
+
+
+def instance_status(engine: sa.Engine, uid: str) -> tuple[str, str | None]:
+    table = schema.experiment_run_instances
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(table.c.status, table.c.status_reason).where(table.c.uid == uid)
+        ).one()
+    return row.status, row.status_reason

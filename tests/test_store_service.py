@@ -27,11 +27,11 @@ from palaestrio.store.errors import StoreError, StoreRejected
 from palaestrio.store.messages import Finished, Running
 from palaestrio.store.queries import list_runs
 from palaestrio.store.sender import StoreSink, open_store_sink, send_status
-from palaestrio.store.writer import StoreWriter
 from store_support import (
     PostgresServer,
     count,
     phase_started,
+    registered_writer,
     run_records,
     scheduled,
     step_records,
@@ -73,10 +73,11 @@ async def store_client(uri: str) -> AsyncIterator[Client]:
         yield client
 
 
-def store_argv(uri: str, endpoint: str) -> list[str]:
+def store_argv(uri: str, endpoint: str, executor_id: str = "store-process") -> list[str]:
     return [
         sys.executable, "-m", "palaestrio.store",
         "--uri", uri, "--broker", endpoint, "--heartbeat-interval", str(HEARTBEAT),
+        "--executor-id", executor_id,
     ]  # fmt: skip
 
 
@@ -170,8 +171,9 @@ class HeldUpStore:
 
 async def test_emit_waits_while_too_much_is_unacknowledged(store_database: str) -> None:
     """Back-pressure: with the store held up, emit stops returning at max_pending."""
-    engine = open_database(store_database, immediate=True)
-    store = HeldUpStore(store_service.StoreService(StoreWriter(engine)))
+    writer = registered_writer(store_database)
+    engine = writer.engine
+    store = HeldUpStore(store_service.StoreService(writer))
     store.gate.set()
     await send_status(store, scheduled("i-1"))
     store.gate = trio.Event()
@@ -190,8 +192,9 @@ async def test_emit_waits_while_too_much_is_unacknowledged(store_database: str) 
 
 
 async def test_aclose_flushes_and_closes(store_database: str) -> None:
-    engine = open_database(store_database, immediate=True)
-    store = HeldUpStore(store_service.StoreService(StoreWriter(engine)))
+    writer = registered_writer(store_database)
+    engine = writer.engine
+    store = HeldUpStore(store_service.StoreService(writer))
     store.gate.set()
     await send_status(store, scheduled("i-1"))
     records = list(run_records(episodes=1, steps=30))

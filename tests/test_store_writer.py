@@ -14,6 +14,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 
 from palaestrio.records import EpisodeStarted, Record, WorldState
+from palaestrio.status import RunStatus
 from palaestrio.store import schema
 from palaestrio.store.engine import open_database
 from palaestrio.store.errors import RequestRejected
@@ -30,12 +31,14 @@ from palaestrio.store.messages import (
 )
 from palaestrio.store.queries import UnknownRun, list_runs, run_details
 from palaestrio.store.service import StoreService
-from palaestrio.store.writer import StoreWriter, TimestampText
+from palaestrio.store.step_rows import TimestampText
+from palaestrio.store.writer import StoreWriter
 from store_support import (
     AGENTS,
     ENVIRONMENT,
     count,
     phase_started,
+    registered_writer,
     run_records,
     scheduled,
     step_records,
@@ -46,7 +49,7 @@ pytest_plugins = ["pg"]
 
 @pytest.fixture
 def writer(store_database: str) -> Iterator[StoreWriter]:
-    writer = StoreWriter(open_database(store_database, immediate=True))
+    writer = registered_writer(store_database)
     try:
         yield writer
     finally:
@@ -92,7 +95,7 @@ S, R, F, E, C = schema.STATUSES
         *[(end, event, None) for end in (F, E, C) for event in schema.STATUSES],  # final
     ],
 )
-def test_next_status(current: str, event: str, after: str | None) -> None:
+def test_next_status(current: RunStatus, event: RunStatus, after: RunStatus | None) -> None:
     assert next_status(current, event) == after
 
 

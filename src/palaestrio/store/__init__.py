@@ -1,10 +1,13 @@
 """The store: every record of every run in SQLite or PostgreSQL, with an exact status.
 
-Executor: `await nursery.start(serve, store_uri, broker_endpoint)` runs the MDP service
-"store" (or `python -m palaestrio.store --uri URI --broker ENDPOINT`), and
-`send_status(client, Scheduled(...))` etc. record a run's status. RunGovernor:
-`async with open_store_sink(client, instance_uid) as sink:` gives a `RecordSink`.
-Reading: `list_runs(open_database(uri))`, `run_details(engine, uid)`.
+Executor: `await nursery.start(partial(serve, store_uri, broker_endpoint,
+executor_id=...))` runs the MDP service "store" (or `python -m palaestrio.store --uri URI
+--broker ENDPOINT`) as the owner of the runs it schedules, and `send_status(client,
+Scheduled(...))` etc. record a run's status. RunGovernor: `async with
+open_store_sink(client, instance_uid) as sink:` gives a `RecordSink`; a store that does
+not own the run raises `RunNotOwned`. Reading: `reap_lost_runs(engine)` (runs whose
+executor is gone become `error`), `list_runs(open_database(uri))`, `run_details(engine,
+uid)`.
 """
 
 # Submodules load on first use: a RunGovernor needs the sender and the messages, not
@@ -16,6 +19,12 @@ from typing import TYPE_CHECKING
 from palaestrio._lazy import lazy_attributes
 
 _WHERE = {
+    "DEFAULT_LEASE_SECONDS": "ownership",
+    "LostRun": "ownership",
+    "new_executor_id": "ownership",
+    "reap_lost_runs": "ownership",
+    "LeaseLost": "errors",
+    "RunNotOwned": "errors",
     "create_database": "engine",
     "open_database": "engine",
     "parse_store_uri": "engine",
@@ -48,16 +57,20 @@ _WHERE = {
 }
 
 __all__ = [
+    "DEFAULT_LEASE_SECONDS",
     "SCHEMA_VERSION",
     "SERVICE",
     "Acknowledged",
     "Cancelled",
     "Failed",
     "Finished",
+    "LeaseLost",
+    "LostRun",
     "PhaseSummary",
     "RecordBatch",
     "Rejected",
     "RunDetails",
+    "RunNotOwned",
     "RunSummary",
     "Running",
     "Scheduled",
@@ -71,9 +84,11 @@ __all__ = [
     "create_database",
     "deliver",
     "list_runs",
+    "new_executor_id",
     "open_database",
     "open_store_sink",
     "parse_store_uri",
+    "reap_lost_runs",
     "run_details",
     "send_status",
     "serve",
@@ -85,7 +100,13 @@ __getattr__ = lazy_attributes(__name__, _WHERE)
 
 if TYPE_CHECKING:
     from palaestrio.store.engine import create_database, open_database, parse_store_uri
-    from palaestrio.store.errors import SchemaVersionError, StoreError, StoreRejected
+    from palaestrio.store.errors import (
+        LeaseLost,
+        RunNotOwned,
+        SchemaVersionError,
+        StoreError,
+        StoreRejected,
+    )
     from palaestrio.store.messages import (
         SERVICE,
         Acknowledged,
@@ -97,6 +118,12 @@ if TYPE_CHECKING:
         Running,
         Scheduled,
         StatusEvent,
+    )
+    from palaestrio.store.ownership import (
+        DEFAULT_LEASE_SECONDS,
+        LostRun,
+        new_executor_id,
+        reap_lost_runs,
     )
     from palaestrio.store.queries import (
         PhaseSummary,

@@ -10,11 +10,17 @@ Two kinds of URI are accepted:
 `create_database` makes the database (the file, or `CREATE DATABASE` on the server) and
 the tables, and is idempotent. `open_database` only opens an existing, current database
 and fails with one clear `StoreError` otherwise.
+
+A SQLite store this process cannot write (a 0444 file, a read-only directory) is still
+readable: WAL mode needs a `-shm` file next to the database, and where none exists and
+none can be made, the reader opens the file as immutable instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 import sqlalchemy.exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from palaestrio.store import schema
@@ -36,6 +43,20 @@ _json_encoder = msgspec.json.Encoder()
 def to_json(value: Any) -> str:
     """JSON text for a column; non-finite floats become null (JSON has no NaN)."""
     return _json_encoder.encode(value).decode()
+
+
+def insert_for(dialect: sa.Dialect) -> Callable[[sa.Table], Any]:
+    """The dialect's INSERT construct, which has ON CONFLICT DO NOTHING / DO UPDATE."""
+    return postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+
+
+def refused_write(error: sqlalchemy.exc.DBAPIError) -> bool:
+    """The database refused a write for want of permission (a read-only store)."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM)
+    # insufficient_privilege, read_only_sql_transaction (a standby, or read-only role)
+    return getattr(error.orig, "sqlstate", None) in ("42501", "25006")
 
 
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"}
@@ -154,7 +175,8 @@ def open_database(uri: str, *, immediate: bool = False) -> sa.Engine:
 
     Raises `StoreError` naming the problem: a bad URI, a missing database file or
     database, an unreachable server, an uninitialised database, or (as
-    `SchemaVersionError`) another schema version.
+    `SchemaVersionError`) another schema version. A SQLite file that can only be read
+    opens read-only unless `immediate` (the writer's engine) is asked for.
     """
     url = parse_store_uri(uri)
     if url.get_backend_name() == "sqlite":
@@ -164,7 +186,12 @@ def open_database(uri: str, *, immediate: bool = False) -> sa.Engine:
                 f"store database {describe(url)} does not exist: "
                 "create it with `palaestrio database-create`"
             )
-    engine = make_engine(url, immediate=immediate)
+        if not immediate and _unreadable_in_wal_mode(path):
+            return _checked(url, make_engine(_immutable(path)))
+    return _checked(url, make_engine(url, immediate=immediate))
+
+
+def _checked(url: URL, engine: sa.Engine) -> sa.Engine:
     try:
         with _connection_errors(url), engine.connect() as connection:
             found = _stored_version(connection)
@@ -178,6 +205,27 @@ def open_database(uri: str, *, immediate: bool = False) -> sa.Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _unreadable_in_wal_mode(path: Path) -> bool:
+    """No `-shm` file exists and none can be made: WAL mode cannot even read then."""
+    if path.with_name(path.name + "-shm").exists():
+        return False
+    effective = os.access in os.supports_effective_ids  # whom the kernel checks
+    return not os.access(path.parent, os.W_OK | os.X_OK, effective_ids=effective)
+
+
+def _immutable(path: Path) -> URL:
+    """The file as immutable: read without locks or a `-shm` file.
+
+    Only for a file nobody here can write and without a `-wal` file (a cleanly closed
+    store keeps nothing there), so it reads what was committed last.
+    """
+    return URL.create(
+        "sqlite+pysqlite",
+        database=f"file:{path.resolve()}",
+        query={"immutable": "1", "uri": "true"},
+    )
 
 
 def _stored_version(connection: sa.Connection) -> int | None:

@@ -18,15 +18,13 @@ because the run was never seen running.
 
 from __future__ import annotations
 
-from palaestrio.store.schema import RUNNING, SCHEDULED, TERMINAL_STATUSES
+from palaestrio.status import RunStatus, may_follow
 
 
-def next_status(current: str, event: str) -> str | None:
+def next_status(current: RunStatus, event: RunStatus) -> RunStatus | None:
     """The status after `event` arrives at an instance in `current`, or None for no change."""
-    if current in TERMINAL_STATUSES or event in (current, SCHEDULED):
+    if event is RunStatus.STARTING:
+        raise ValueError("'starting' is the executor's own status; the store never has it")
+    if event is current or event is RunStatus.SCHEDULED or not may_follow(current, event):
         return None
-    if event == RUNNING:
-        return RUNNING if current == SCHEDULED else None
-    if event in TERMINAL_STATUSES:
-        return event
-    raise ValueError(f"unknown run status {event!r}")
+    return event

@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from palaestrio.records import Record
+from palaestrio.status import RunStatus
 
 SERVICE = "store"
 """The MDP service name of the store."""
@@ -27,7 +28,8 @@ class RecordBatch(msgspec.Struct, frozen=True, tag="records"):
 
 
 class Scheduled(msgspec.Struct, frozen=True, tag="scheduled"):
-    """The executor accepted a run: creates the instance (and experiment and run rows)."""
+    """The executor accepted a run: creates the instance (and experiment and run rows),
+    owned by the executor of the store service that receives it."""
 
     instance_uid: str
     run_uid: str
@@ -72,7 +74,7 @@ class Acknowledged(msgspec.Struct, frozen=True, tag="ok"):
     """
 
     written: int = 0
-    status: str | None = None
+    status: RunStatus | None = None
 
 
 class Rejected(msgspec.Struct, frozen=True, tag="error"):
@@ -80,10 +82,13 @@ class Rejected(msgspec.Struct, frozen=True, tag="error"):
 
     `retryable`: the problem is transient (database locked or unreachable); send the
     same request again later. Otherwise the request can never succeed as sent.
+    `not_owned`: the run instance is not one this store's executor scheduled (unknown,
+    or another executor's); the sender raises `RunNotOwned`. Never retryable.
     """
 
     message: str
     retryable: bool = False
+    not_owned: bool = False
 
 
 StoreReply = Acknowledged | Rejected

@@ -13,6 +13,7 @@ import datetime
 import msgspec
 import sqlalchemy as sa
 
+from palaestrio.status import RunStatus
 from palaestrio.store import schema
 from palaestrio.store.errors import StoreError
 
@@ -21,7 +22,7 @@ class RunSummary(msgspec.Struct, frozen=True):
     run_uid: str
     instance_uid: str
     experiment_uid: str
-    status: str
+    status: RunStatus
     scheduled: datetime.datetime | None
     started: datetime.datetime | None
     ended: datetime.datetime | None
@@ -84,6 +85,16 @@ def _steps_of_episode() -> sa.ColumnElement[int]:
     return sa.func.coalesce(_episodes.c.steps, recorded)
 
 
+def steps_stored(connection: sa.Connection, instance_id: int) -> int:
+    """The steps of run instance `instance_id` (`experiment_run_instances.id`) stored."""
+    query = (
+        sa.select(sa.func.coalesce(sa.func.sum(_steps_of_episode()), 0))
+        .select_from(_episodes.join(_phases, _phases.c.id == _episodes.c.experiment_run_phase_id))
+        .where(_phases.c.experiment_run_instance_id == instance_id)
+    )
+    return int(connection.execute(query).scalar_one())
+
+
 def _summaries(where: sa.ColumnElement[bool] | None = None) -> sa.Select[tuple[object, ...]]:
     phase_counts = (
         sa.select(
@@ -136,7 +147,7 @@ def _summary(row: sa.Row[tuple[object, ...]]) -> RunSummary:
         run_uid=m["run_uid"],
         instance_uid=m["instance_uid"],
         experiment_uid=m["experiment_uid"],
-        status=m["status"],
+        status=RunStatus(m["status"]),
         scheduled=utc(m["created_at"]),
         started=utc(m["started_at"]),
         ended=utc(m["ended_at"]),
@@ -152,7 +163,7 @@ def list_runs(
     *,
     experiment_uid: str | None = None,
     run_uid: str | None = None,
-    status: str | None = None,
+    status: RunStatus | str | None = None,
 ) -> list[RunSummary]:
     """Every run instance in the store (oldest first), optionally filtered."""
     conditions = []
@@ -161,7 +172,7 @@ def list_runs(
     if run_uid is not None:
         conditions.append(_runs.c.uid == run_uid)
     if status is not None:
-        conditions.append(_instances.c.status == status)
+        conditions.append(_instances.c.status == str(status))
     where = sa.and_(*conditions) if conditions else None
     with engine.connect() as connection:
         return [_summary(row) for row in connection.execute(_summaries(where))]

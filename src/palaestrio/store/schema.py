@@ -14,6 +14,9 @@ no data for are left out. Additions (palaestrAI lacks them):
   idempotent; the world-state key doubles as the index for "all world states of run X,
   episode Y in order".
 - `palaestrio_schema`: the schema version.
+- `palaestrio_executors`: the executors that own runs (see `palaestrio.store.ownership`),
+  and `experiment_run_instances.executor_id`, the owner of each run palaestrio scheduled
+  (NULL for runs of a palaestrio before ownership: those are never reaped).
 
 Workers are identified by their index as a string (`worker_uid` "0", "1", ...), which
 is what palaestrAI's `worker_uid`/`rollout_worker_uid` columns hold.
@@ -24,22 +27,22 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-SCHEMA_VERSION = 1
-"""Bump on any change to the tables below; a database of another version is refused."""
+from palaestrio.status import RunStatus
 
-SCHEDULED = "scheduled"
-RUNNING = "running"
-FINISHED = "finished"
-ERROR = "error"
-CANCELLED = "cancelled"
-STATUSES = (SCHEDULED, RUNNING, FINISHED, ERROR, CANCELLED)
-TERMINAL_STATUSES = frozenset({FINISHED, ERROR, CANCELLED})
+SCHEMA_VERSION = 2
+"""Bump on any change to the tables below; a database of another version is refused.
+
+2: `palaestrio_executors` and `experiment_run_instances.executor_id` (run ownership).
+"""
+
+STATUSES = tuple(status for status in RunStatus if status is not RunStatus.STARTING)
+"""The statuses a run instance can have in the store (`starting` is the executor's own)."""
 
 metadata = sa.MetaData()
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Timestamp = sa.TIMESTAMP(timezone=True)
-_status_values = ", ".join(f"'{status}'" for status in STATUSES)
+_status_values = ", ".join(f"'{status.value}'" for status in STATUSES)
 
 
 def _parent(column: str, *, nullable: bool = False) -> sa.Column[int]:
@@ -56,6 +59,21 @@ palaestrio_schema = sa.Table(
     "palaestrio_schema",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+palaestrio_executors = sa.Table(
+    "palaestrio_executors",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("boot_id", sa.String(64)),
+    sa.Column("pid_namespace", sa.String(64)),
+    sa.Column("pid", sa.Integer, nullable=False),
+    # Field 22 of /proc/<pid>/stat (clock ticks since boot): tells a reused pid apart.
+    sa.Column("pid_started", sa.BigInteger),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("lease_expires_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp),
 )
 
 experiments = sa.Table(
@@ -86,11 +104,17 @@ experiment_run_instances = sa.Table(
     sa.Column("uid", sa.String(196), nullable=False, unique=True),
     sa.Column("created_at", Timestamp),
     sa.Column("user", sa.String(255)),
-    sa.Column("status", sa.String(32), nullable=False, server_default=SCHEDULED),
+    sa.Column("status", sa.String(32), nullable=False, server_default=RunStatus.SCHEDULED.value),
     _parent("experiment_run"),
     sa.Column("started_at", Timestamp),
     sa.Column("ended_at", Timestamp),
     sa.Column("status_reason", sa.Text),
+    sa.Column(
+        "executor_id",
+        sa.String(64),
+        sa.ForeignKey("palaestrio_executors.id", ondelete="SET NULL"),
+        index=True,
+    ),
     sa.CheckConstraint(f"status IN ({_status_values})", name="ck_experiment_run_instances_status"),
 )
 

@@ -11,6 +11,10 @@ the same batch is sent again, and the store's natural keys make the resend harml
 
 `send_status` sends one status event with the same resend rule; `StoreSink.status`
 first flushes the sink, so a run's `finished` follows its last record.
+
+A store only takes requests for the run instances its own executor scheduled; for any
+other it answers "not owned", and the sender raises `RunNotOwned` (from `emit`, `flush`
+and the sink's block as well): a RunGovernor whose executor is gone stops there.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import msgspec
 import trio
 
 from palaestrio.records import Record
+from palaestrio.status import RunStatus
 from palaestrio.store import messages
-from palaestrio.store.errors import StoreError, StoreRejected
+from palaestrio.store.errors import RunNotOwned, StoreError, StoreRejected
 from palaestrio.store.messages import (
     SERVICE,
     Acknowledged,
@@ -61,7 +66,8 @@ async def deliver(
     """Sends `message` to the store until it is acknowledged.
 
     Resends after `retry_after` seconds without a reply and, with a growing pause, after
-    a retryable error reply. Raises `StoreRejected` for any other error reply.
+    a retryable error reply. Raises `RunNotOwned` when the store does not own the run
+    instance and `StoreRejected` for any other error reply.
     """
     frame = messages.encode(message)
     pause = 0.05
@@ -80,6 +86,8 @@ async def deliver(
             raise StoreError(f"malformed reply from the store: {error}") from None
         if isinstance(reply, Acknowledged):
             return reply
+        if reply.not_owned:
+            raise RunNotOwned(reply.message)
         if not reply.retryable:
             raise StoreRejected(reply.message)
         log.warning("the store could not write now (%s); trying again", reply.message)
@@ -89,14 +97,19 @@ async def deliver(
 
 async def send_status(
     client: Requester, event: StatusEvent, *, retry_after: float = DEFAULT_RETRY_AFTER
-) -> str:
+) -> RunStatus:
     """Records a status event; returns the instance's status afterwards.
 
     A duplicate or late event changes nothing, and the returned status shows it (e.g.
-    `error` after `finished` returns "finished").
+    `error` after `finished` returns `RunStatus.FINISHED`).
     """
-    reply = await deliver(client, event, retry_after=retry_after)
-    return reply.status or ""
+    return _status(await deliver(client, event, retry_after=retry_after))
+
+
+def _status(reply: Acknowledged) -> RunStatus:
+    if reply.status is None:
+        raise StoreError("the store acknowledged a status event without the status")
+    return reply.status
 
 
 class StoreSink:
@@ -176,11 +189,10 @@ class StoreSink:
         self._check_error()
         await self._drain()
 
-    async def status(self, event: StatusEvent) -> str:
+    async def status(self, event: StatusEvent) -> RunStatus:
         """Flushes, then records `event` (see `send_status`)."""
         await self.flush()
-        reply = await deliver(self._client, event, retry_after=self._retry_after)
-        return reply.status or ""
+        return _status(await deliver(self._client, event, retry_after=self._retry_after))
 
     async def aclose(self) -> None:
         """Flushes, then stops the sender task; the sink takes no more records."""
@@ -195,7 +207,9 @@ class StoreSink:
 
     def _check_error(self) -> None:
         if self._error is not None:
-            raise StoreError(
+            # A refusal for want of ownership keeps its type: the governor must stop.
+            kind = RunNotOwned if isinstance(self._error, RunNotOwned) else StoreError
+            raise kind(
                 f"records of run instance {self.instance_uid!r} cannot be stored: {self._error}"
             ) from self._error
 

@@ -4,11 +4,17 @@ Each request is decoded and written in one transaction by a `StoreWriter` in a w
 thread (one at a time: a limiter of 1 over one connection), so database writes never
 block the trio loop; the reply goes out only after the commit. Every failure becomes an
 error reply naming the problem, and the service goes on serving the other runs.
+
+`serve` registers its executor in the store before it serves, declares the runs of
+executors that are gone lost (`ownership.reap_lost_runs`), renews the executor's lease
+while it serves and marks the executor ended when it stops. It accepts records and
+status events only for run instances its executor scheduled (see `writer`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 
 import msgspec
@@ -19,8 +25,16 @@ import trio
 from palaestrio.mdp.worker import serve_worker
 from palaestrio.store import messages
 from palaestrio.store.engine import create_database, open_database
-from palaestrio.store.errors import RequestRejected, StoreError
+from palaestrio.store.errors import LeaseLost, RequestNotOwned, RequestRejected, StoreError
 from palaestrio.store.messages import SERVICE, Rejected, StoreReply
+from palaestrio.store.ownership import (
+    DEFAULT_LEASE_SECONDS,
+    end_executor,
+    new_executor_id,
+    reap_lost_runs,
+    register_executor,
+    renew_lease,
+)
 from palaestrio.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -42,8 +56,18 @@ class StoreService:
         return [reply]
 
     async def aclose(self) -> None:
-        """Waits for the write in progress, then closes the connection."""
-        await trio.to_thread.run_sync(self._writer.close, limiter=self._limiter)
+        """Waits for the write in progress, marks the executor ended (its runs are over or
+        lost now), then closes the connection."""
+        await trio.to_thread.run_sync(self._close, limiter=self._limiter)
+
+    def _close(self) -> None:
+        writer = self._writer
+        try:
+            end_executor(writer.engine, writer.executor_id)
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            log.warning("could not mark executor %s ended: %s", writer.executor_id, error)
+        finally:
+            writer.close()
 
     def _apply(self, frames: list[bytes]) -> bytes:
         return messages.encode(self.apply_frames(frames))
@@ -59,6 +83,9 @@ class StoreService:
         where = _describe(request)
         try:
             return self._writer.apply(request)
+        except RequestNotOwned as error:
+            log.warning("refused %s: %s", where, error)
+            return Rejected(f"{where} refused: {error}", not_owned=True)
         except RequestRejected as error:
             log.warning("rejected %s: %s", where, error)
             return Rejected(f"{where} rejected: {error}")
@@ -87,33 +114,108 @@ async def serve(
     broker_endpoint: str,
     *,
     create: bool = False,
+    executor_id: str | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
     heartbeat_interval: float = 2.5,
     heartbeat_liveness: int = 3,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serves the store at `broker_endpoint` until cancelled.
+    """Serves the store at `broker_endpoint` for executor `executor_id` until cancelled.
 
-    The database is opened (and with `create=True` first created) before anything else:
-    a bad URI, an unreachable server or a missing or foreign database raises
-    `StoreError` before `task_status.started()`. Started means the broker has been
-    sent READY.
+    The database is opened (and with `create=True` first created) and the executor
+    registered before anything else: a bad URI, an unreachable server, a missing,
+    foreign or read-only database raises `StoreError` before `task_status.started()`.
+    Then the runs of executors that are gone are marked lost (and logged). Started
+    means the broker has been sent READY. `executor_id=None` makes up an id.
+
+    The lease (`lease_seconds`) is renewed every third of it; when renewals fail for
+    longer than the lease, `serve` raises `LeaseLost`.
     """
     if create:
         await trio.to_thread.run_sync(create_database, store_uri)
     engine = await trio.to_thread.run_sync(partial(open_database, store_uri, immediate=True))
-    service = StoreService(StoreWriter(engine))
+    executor_id = executor_id or new_executor_id()
     try:
-        await serve_worker(
-            broker_endpoint,
-            SERVICE,
-            service.handle,
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_liveness=heartbeat_liveness,
-            task_status=task_status,
-        )
+        await trio.to_thread.run_sync(register_executor, engine, executor_id, lease_seconds)
+    except BaseException:
+        engine.dispose()
+        raise
+    service = StoreService(StoreWriter(engine, executor_id))
+    try:
+        await _reap(engine)
+        renew = partial(renew_lease, engine, executor_id, lease_seconds)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_lease, renew, lease_seconds)
+            await serve_worker(
+                broker_endpoint,
+                SERVICE,
+                service.handle,
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_liveness=heartbeat_liveness,
+                task_status=task_status,
+            )
+    except BaseExceptionGroup as group:
+        error = _single(group)
+        raise error from error.__cause__
     finally:
         with trio.move_on_after(CLOSE_GRACE, shield=True):
             await service.aclose()
 
 
-__all__ = ["SERVICE", "StoreError", "StoreService", "serve"]
+async def keep_lease(renew: Callable[[], None], lease_seconds: float) -> None:
+    """Calls `renew` (in a thread) every third of the lease, forever.
+
+    A failed renewal is logged and tried again; raises `LeaseLost` once the last
+    successful renewal is older than the lease (others may judge the executor gone).
+    """
+    renewed = trio.current_time()
+    while True:
+        await trio.sleep(lease_seconds / 3)
+        attempt = trio.current_time()
+        try:
+            await trio.to_thread.run_sync(renew)
+        except (sqlalchemy.exc.SQLAlchemyError, StoreError) as error:
+            if attempt - renewed >= lease_seconds:
+                raise LeaseLost(
+                    f"the store could not renew the executor's lease for {attempt - renewed:.1f}"
+                    f" s (the lease lasts {lease_seconds:g} s): {error}"
+                ) from error
+            log.warning("could not renew the executor's lease (trying again): %s", error)
+        else:
+            renewed = attempt
+
+
+async def _reap(engine: sa.Engine) -> None:
+    try:
+        lost = await trio.to_thread.run_sync(reap_lost_runs, engine)
+    except StoreError as error:
+        log.warning("could not look for lost runs: %s", error)
+        return
+    for run in lost:
+        log.warning(
+            "run instance %r (run %r of experiment %r) was %s, but %s: marked error, %s",
+            run.instance_uid,
+            run.run_uid,
+            run.experiment_uid,
+            run.status.value,
+            run.why,
+            run.reason,
+        )
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error out of the nursery's group; a cancellation stays the group."""
+    _, others = group.split(trio.Cancelled)
+    if others is None:
+        return group
+    leaves = list(_leaves(others))
+    return leaves[0] if len(leaves) == 1 else others
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+__all__ = ["SERVICE", "StoreError", "StoreService", "keep_lease", "serve"]
