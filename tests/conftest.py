@@ -1,11 +1,15 @@
 """Suite-wide guard: after every test, no process it started may still be alive, at any
-depth and whatever it calls itself (see `leak_guard`)."""
+depth and whatever it calls itself (see `leak_guard`).
+
+A session fixture whose processes outlive tests (the PostgreSQL server) tells `GUARD`
+itself (`GUARD.allow`): a conftest hook on fixture setup would not see session fixtures,
+which belong to the root directory, not to this one."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,20 +19,6 @@ from palaestrio import proctree
 pytest_plugins = ["pytester"]
 
 GUARD = LeakGuard()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
-) -> Generator[None, object, object]:
-    """Processes a session fixture starts (a database server) may outlive the test."""
-    if fixturedef.scope != "session":
-        return (yield)
-    before = GUARD.snapshot()
-    try:
-        return (yield)
-    finally:
-        GUARD.allow(GUARD.snapshot() - before)
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ may be started with an empty environment. A per-test tag in the environment is s
 checked as well, for processes started outside this tree (by another daemon).
 
 Session fixtures (the PostgreSQL server) outlive tests: what they start, and everything
-that descends from it, is allowed (see `conftest.pytest_fixture_setup`).
+that descends from it, is allowed once they say so (`LeakGuard.allow`).
 """
 
 from __future__ import annotations
