@@ -10,13 +10,15 @@ class PalaestrioError(Exception):
     """Something palaestrio can name: a bad file, a component, the store, the executor."""
 
 
-def single_error(error: BaseException) -> BaseException:
+def single_error(
+    error: BaseException, *, several: type[Exception] = PalaestrioError
+) -> BaseException:
     """The one exception a caller should see instead of a group of them.
 
     KeyboardInterrupt wins (the user asked to stop); then the only error that is not
     trio's Cancelled; then, of several, the only one that is not palaestrio's (the
     caller's own error, which palaestrio's reactions to it would hide); otherwise one
-    `PalaestrioError` naming them all, with the group as its cause.
+    error of class `several` naming them all, with the group as its cause.
     """
     if not isinstance(error, BaseExceptionGroup):
         return error
@@ -32,7 +34,7 @@ def single_error(error: BaseException) -> BaseException:
     users = [leaf for leaf in real if not isinstance(leaf, PalaestrioError)]
     if len(users) == 1:
         return users[0]
-    combined = PalaestrioError("; ".join(f"{type(e).__name__}: {e}" for e in real))
+    combined = several("; ".join(f"{type(e).__name__}: {e}" for e in real))
     combined.__cause__ = error
     return combined
 
@@ -56,4 +58,5 @@ def collapsed_groups() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        raise single_error(group) from None
+        error = single_error(group)
+        raise error from error.__cause__  # its own cause, not the group's context

@@ -30,6 +30,7 @@ from typing import Protocol
 import msgspec
 import trio
 
+from palaestrio.errors import single_error
 from palaestrio.records import Record
 from palaestrio.status import RunStatus
 from palaestrio.store import messages
@@ -317,20 +318,5 @@ async def open_store_sink(
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        error = _single(group)
+        error = single_error(group, several=StoreError)
         raise error from error.__cause__
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The block's own exception out of the nursery's group (a cancellation counts once)."""
-    _, others = group.split(trio.Cancelled)
-    leaves = _leaves(others) if others is not None else _leaves(group)[:1]
-    if len(leaves) == 1:
-        return leaves[0]
-    return StoreError(f"store sink failed with several errors: {leaves!r}")
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 import trio
 
+from palaestrio.errors import single_error
 from palaestrio.mdp.worker import serve_worker
 from palaestrio.store import messages
 from palaestrio.store.engine import create_database, open_database
@@ -155,7 +156,7 @@ async def serve(
                 task_status=task_status,
             )
     except BaseExceptionGroup as group:
-        error = _single(group)
+        error = single_error(group)
         raise error from error.__cause__
     finally:
         with trio.move_on_after(CLOSE_GRACE, shield=True):
@@ -201,21 +202,6 @@ async def _reap(engine: sa.Engine) -> None:
             run.why,
             run.reason,
         )
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one error out of the nursery's group; a cancellation stays the group."""
-    _, others = group.split(trio.Cancelled)
-    if others is None:
-        return group
-    leaves = list(_leaves(others))
-    return leaves[0] if len(leaves) == 1 else others
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
 
 
 __all__ = ["SERVICE", "StoreError", "StoreService", "keep_lease", "serve"]
