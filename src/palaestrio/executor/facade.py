@@ -69,7 +69,7 @@ class Executor:
         self.store_uri = store_uri
         self.broker_uri = broker_uri
         self.handle_signals = handle_signals
-        self.options = dataclasses.replace(options or ExecutorOptions(), **timing)  # type: ignore[arg-type]
+        self.options = _with_timing(options or ExecutorOptions(), timing)
         self.launcher: Launcher = launcher or LocalLauncher(
             term_grace=self.options.term_grace, env=governor_environment()
         )
@@ -239,6 +239,16 @@ class Executor:
         else:
             slot.report = event
         return [messages.encode(messages.Ack())]
+
+
+def _with_timing(options: ExecutorOptions, timing: dict[str, float | int | str]) -> ExecutorOptions:
+    fields = {field.name for field in dataclasses.fields(ExecutorOptions)}
+    unknown = sorted(set(timing) - fields)
+    if unknown:
+        raise TypeError(
+            f"unknown executor option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
+    return dataclasses.replace(options, **timing)  # type: ignore[arg-type]
 
 
 @asynccontextmanager
