@@ -114,6 +114,11 @@ class MuscleAction(msgspec.Struct, frozen=True, gc=False, tag="muscle_action"):
     objective: float
     done: bool
     walltime: float
+    terminated: bool | None = None
+    """The episode reached a terminal state (any environment's `terminated`); None when
+    no environment distinguished it, as in palaestrAI."""
+    truncated: bool | None = None
+    """The episode was cut off (any environment's `truncated`); None as above."""
 
 
 Record = PhaseStarted | PhaseEnded | EpisodeStarted | EpisodeEnded | WorldState | MuscleAction

@@ -13,6 +13,11 @@ no data for are left out. Additions (palaestrAI lacks them):
 - Natural unique keys (see `palaestrio.records.record_key`) that make a resent batch
   idempotent; the world-state key doubles as the index for "all world states of run X,
   episode Y in order".
+- `muscle_actions`: `terminated`/`truncated` as in palaestrAI 3.5.18 (NULL: the
+  environments did not distinguish them).
+- `brain_states`: like palaestrAI's, but the dump itself is a file in the run's
+  directory (`path`, relative to the store's run directory); `state` stays NULL.
+  `phase`/`worker` say which phase's brain it is (`tag` as palaestrAI writes it).
 - `palaestrio_schema`: the schema version.
 - `palaestrio_executors`: the executors that own runs (see `palaestrio.store.ownership`),
   and `experiment_run_instances.executor_id`, the owner of each run palaestrio scheduled
@@ -29,10 +34,11 @@ from sqlalchemy.dialects import postgresql
 
 from palaestrio.status import RunStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump on any change to the tables below; a database of another version is refused.
 
 2: `palaestrio_executors` and `experiment_run_instances.executor_id` (run ownership).
+3: `brain_states`; `muscle_actions.terminated`/`truncated`.
 """
 
 STATUSES = tuple(status for status in RunStatus if status is not RunStatus.STARTING)
@@ -220,6 +226,8 @@ muscle_actions = sa.Table(
     sa.Column("rewards", JSON),
     sa.Column("objective", sa.Float),
     sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("terminated", sa.Boolean),
+    sa.Column("truncated", sa.Boolean),
     sa.Column("mode", sa.String(32)),
     sa.CheckConstraint("step_index >= 0", name="ck_muscle_actions_step_index"),
     sa.Index(
@@ -230,4 +238,25 @@ muscle_actions = sa.Table(
         "step_index",
         unique=True,
     ),
+)
+
+brain_states = sa.Table(
+    "brain_states",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("walltime", Timestamp, nullable=False),
+    sa.Column("state", sa.LargeBinary),
+    sa.Column("tag", sa.String(96), index=True),
+    sa.Column("path", sa.Text),
+    sa.Column("phase", sa.Integer, nullable=False),
+    sa.Column("worker_uid", sa.String(255)),
+    sa.Column("simtime_ticks", sa.BigInteger),
+    sa.Column(
+        "agent_id",
+        sa.Integer,
+        sa.ForeignKey("agents.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Index("ix_brain_states_agent_tag_id", "agent_id", "tag", "id"),
 )

@@ -164,6 +164,8 @@ class StepRows:
                     json(record.rewards).decode(),
                     record.objective,
                     record.done,
+                    record.terminated,
+                    record.truncated,
                     phase.mode,
                 )
             )
