@@ -1,4 +1,5 @@
-"""Sessions: `nox -s run`, `tests`, `lint`, `typecheck`, `bench`, `bench_peer`.
+"""Sessions: `nox -s run`, `tests`, `tests_palaestrai`, `lint`, `typecheck`, `bench`,
+`bench_peer`.
 
 `nox` alone runs tests, lint and typecheck.
 """
@@ -39,6 +40,15 @@ def tests(session: nox.Session) -> None:
     """The test suite (PostgreSQL tests start their own server when one is installed)."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def tests_palaestrai(session: nox.Session) -> None:
+    """The tests that run palaestrAI's own components (the `palaestrai` extra); the
+    `tests` session skips them."""
+    session.install("-e", ".[test,palaestrai]")
+    files = ["tests/test_palaestrai_adapter.py", "tests/test_experiment_validation.py"]
+    session.run("pytest", *(session.posargs or files))
 
 
 @nox.session

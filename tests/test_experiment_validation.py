@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +139,36 @@ def test_abstract_class() -> None:
     )
 
 
-def test_palaestrai_class_without_a_palaestrio_equivalent() -> None:
+@pytest.mark.parametrize(
+    "name", ["palaestrai.agent.none_brain:NoneBrain", "palaestrai_renamed:DummyBrain"]
+)
+def test_palaestrai_class_without_palaestrai_installed_names_the_extra(
+    name: str, tmp_path: Path
+) -> None:
+    """Without the extra (simulated by blocking the import in a fresh interpreter), a
+    palaestrAI class, named directly or through a module that imports palaestrAI, gets
+    the class and the extra in the message."""
     document = base()
-    phase(document)["agents"][0]["brain"]["name"] = "palaestrai.agent:SomeOtherBrain"
-    problem = only_problem(document)
-    assert "is a palaestrAI class that palaestrio has no built-in equivalent" in problem.message
+    phase(document)["agents"][0]["brain"]["name"] = name
+    path = tmp_path / "run.yml"
+    path.write_text(yaml.safe_dump(document))
+    script = (
+        "import sys; sys.modules['palaestrai'] = None\n"
+        "from palaestrio.experiment import load_experiment_runs\n"
+        f"load_experiment_runs({str(path)!r})\n"
+    )
+    tests = str(Path(__file__).parent)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": tests},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"{name!r} needs palaestrAI, which is not installed" in result.stderr
+    assert "pip install 'palaestrio[palaestrai]'" in result.stderr
 
 
 def test_params_that_do_not_bind_to_the_constructor() -> None:

@@ -49,6 +49,10 @@ class MemoryRow(msgspec.Struct, gc=False):
     done: bool
     objective: float | None = None
     setpoint_spaces: dict[str, Any] | None = None
+    terminated: bool | None = None
+    """A terminal state was reached (gymnasium's sense); None: not distinguished."""
+    truncated: bool | None = None
+    """The episode was cut off from outside; None: not distinguished."""
 
     @property
     def actuator_setpoints(self) -> list[ActuatorInformation]:

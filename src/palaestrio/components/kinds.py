@@ -9,6 +9,7 @@ from typing import Any
 from .agent import Brain, Muscle, Objective
 from .controllers import SimulationController
 from .environment import Environment, EnvironmentStateTransformer, Reward
+from .palaestrai import palaestrai_kind
 from .termination import TerminationCondition
 
 KINDS: dict[str, type[Any]] = {
@@ -27,8 +28,9 @@ KINDS: dict[str, type[Any]] = {
 def kind_problem(cls: type[Any], kind: str) -> str | None:
     """Why `cls` cannot serve as a component of `kind`, or None if it can."""
     expected = KINDS[kind]
-    if not issubclass(cls, expected):
+    if not issubclass(cls, expected) and palaestrai_kind(cls) != kind:
         actually = [other for other, base in KINDS.items() if issubclass(cls, base)]
+        actually += [other] if (other := palaestrai_kind(cls)) else []
         what = _a(actually[0]) if actually else "not a palaestrio component"
         return (
             f"{cls.__module__}.{cls.__qualname__} is {what}, expected {_a(kind)} "

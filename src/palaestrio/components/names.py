@@ -1,13 +1,17 @@
 """`module:Class` names: palaestrAI aliases, importing, and "did you mean" hints.
 
 palaestrAI's built-ins (its dummies, simulation controllers and termination conditions)
-map to palaestrio's through the explicit table `PALAESTRAI_ALIASES`; other palaestrAI
-classes are refused with a hint to port them (palaestrAI itself is never imported).
+map to palaestrio's through the explicit table `PALAESTRAI_ALIASES`. Other palaestrAI
+classes are imported (palaestrAI's Environment, Brain, Muscle, Objective, Reward and
+state transformer subclasses then run through the adapters in
+`palaestrio.components.palaestrai`); without palaestrAI installed, they are refused with
+the extra to install. palaestrio imports palaestrAI only when a named module does.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import re
 from typing import Any
@@ -82,14 +86,13 @@ def import_class(name: str) -> type[Any]:
     if not _NAME.match(name):
         raise ComponentNameError(f"expected 'module:Class', found {name!r}")
     module_name, _, attribute_path = name.partition(":")
-    if module_name == "palaestrai" or module_name.startswith("palaestrai."):
-        raise ComponentNameError(
-            f"{name!r} is a palaestrAI class that palaestrio has no built-in equivalent "
-            "for; port it (derive from palaestrio's base classes) and name the port"
-        )
+    if _is_palaestrai(module_name) and not _palaestrai_installed():
+        raise ComponentNameError(_needs_palaestrai(name)) from None
     try:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
+        if error.name is not None and _is_palaestrai(error.name):
+            raise ComponentNameError(_needs_palaestrai(name)) from None
         if error.name is not None and (
             module_name == error.name or module_name.startswith(error.name + ".")
         ):
@@ -114,6 +117,23 @@ def import_class(name: str) -> type[Any]:
     if not inspect.isclass(target):
         raise ComponentNameError(f"{name!r} is not a class")
     return target
+
+
+def _palaestrai_installed() -> bool:
+    try:
+        return importlib.util.find_spec("palaestrai") is not None
+    except (ImportError, ValueError):  # ValueError: blocked by `sys.modules[...] = None`
+        return False
+
+
+def _is_palaestrai(module_name: str) -> bool:
+    return module_name == "palaestrai" or module_name.startswith("palaestrai.")
+
+
+def _needs_palaestrai(name: str) -> str:
+    return (
+        f"{name!r} needs palaestrAI, which is not installed: pip install 'palaestrio[palaestrai]'"
+    )
 
 
 def import_controller_class(name: str) -> tuple[str, type[Any]]:

@@ -20,6 +20,8 @@ import msgspec
 from ..components.agent import Mode
 from ..components.kinds import environment_arguments
 from ..components.names import import_class
+from ..components.palaestrai import palaestrai_kind
+from ..components.palaestrai import wrap as wrap_palaestrai
 from ..components.termination import PhaseProgress, TerminationCondition
 from ..records import NullSink, PhaseEnded, PhaseStarted, RecordSink
 from .errors import ComponentError
@@ -116,12 +118,16 @@ class _PhaseRun:
         failure.__cause__ = error
         return failure
 
-    def _build(self, spec: ComponentSpec, label: str, **given: Any) -> Any:
+    def _build(self, spec: ComponentSpec, label: str, name: str = "", **given: Any) -> Any:
+        """`spec`'s component; a palaestrAI one wrapped in its adapter (`name`: the
+        environment's uid or the agent's name)."""
         try:
             cls = import_class(spec.name)
             if "uid" in given:
                 given = environment_arguments(cls, given["uid"], given["seed"])
-            return cls(**given, **spec.params)
+            component = cls(**given, **spec.params)
+            kind = palaestrai_kind(cls)
+            return component if kind is None else wrap_palaestrai(component, kind, name)
         except Exception as error:
             raise self._fault(label, spec.name, error) from error
 
@@ -169,7 +175,7 @@ class _PhaseRun:
         )
         brains = {}
         for agent in phase.agents:
-            brain = self._build(agent.brain, f"brain of agent {agent.name!r}")
+            brain = self._build(agent.brain, f"brain of agent {agent.name!r}", agent.name)
             brain.name, brain.mode = agent.name, Mode(phase.mode)
             brain.seed = derive_seed(run.seed, index, "brain", agent.name)
             brains[agent.name] = SharedBrain(brain, agent.brain.name)
@@ -178,21 +184,25 @@ class _PhaseRun:
             for spec in phase.environments:
                 seed = derive_seed(run.seed, index, "environment", spec.uid, worker)
                 label = f"environment {spec.uid!r}"
-                environment = self._build(spec.environment, label, uid=spec.uid, seed=seed)
+                environment = self._build(
+                    spec.environment, label, spec.uid, uid=spec.uid, seed=seed
+                )
                 if spec.reward is not None:
-                    environment.reward = self._build(spec.reward, f"reward of {label}")
+                    environment.reward = self._build(spec.reward, f"reward of {label}", spec.uid)
                 transformer = None
                 if spec.state_transformer is not None:
                     transformer = self._build(
-                        spec.state_transformer, f"state transformer of {label}"
+                        spec.state_transformer, f"state transformer of {label}", spec.uid
                     )
                 environments.append(
                     EnvironmentSlot(environment, spec.uid, spec.environment.name, transformer)
                 )
             agents = []
             for agent in phase.agents:
-                muscle = self._build(agent.muscle, f"muscle of agent {agent.name!r}")
-                objective = self._build(agent.objective, f"objective of agent {agent.name!r}")
+                muscle = self._build(agent.muscle, f"muscle of agent {agent.name!r}", agent.name)
+                objective = self._build(
+                    agent.objective, f"objective of agent {agent.name!r}", agent.name
+                )
                 muscle.name, muscle.mode = agent.name, Mode(phase.mode)
                 muscle.seed = derive_seed(run.seed, index, "muscle", agent.name, worker)
                 agents.append(

@@ -1,0 +1,50 @@
+"""palaestrAI components in palaestrio's step loop (the `palaestrio[palaestrai]` extra).
+
+`palaestrai_kind` tells a palaestrAI Environment, Brain, Muscle, Objective, Reward or
+state transformer by its base classes' names, so palaestrio never imports palaestrAI
+itself: only a run file naming a module that imports it does. `wrap` puts such an
+object into an adapter (modules `environment` and `agent`, which import palaestrAI and
+are loaded only then) that converts sensor, actuator and reward information, states,
+simulation times and palaestrAI's pandas `Memory`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXTRA_HINT = "pip install 'palaestrio[palaestrai]'"
+"""How to get palaestrAI, for error messages."""
+
+_BASES: dict[tuple[str, str], str] = {
+    ("palaestrai.environment.environment", "Environment"): "environment",
+    ("palaestrai.environment.reward", "Reward"): "reward",
+    (
+        "palaestrai.environment.environment_state_transformer",
+        "EnvironmentStateTransformer",
+    ): "state transformer",
+    ("palaestrai.agent.brain", "Brain"): "brain",
+    ("palaestrai.agent.muscle", "Muscle"): "muscle",
+    ("palaestrai.agent.objective", "Objective"): "objective",
+}
+
+
+def palaestrai_kind(cls: type[Any]) -> str | None:
+    """The kind of component `cls` is to palaestrAI (a key of `kinds.KINDS`), or None
+    if it derives from none of palaestrAI's component base classes."""
+    for base in getattr(cls, "__mro__", ()):
+        kind = _BASES.get((base.__module__, base.__qualname__))
+        if kind is not None:
+            return kind
+    return None
+
+
+def wrap(component: Any, kind: str, name: str) -> Any:
+    """A palaestrio component running palaestrAI's `component` of `kind`; `name` is
+    the environment's uid or the agent's name."""
+    if kind in ("environment", "reward", "state transformer"):
+        from . import environment
+
+        return environment.wrap(component, kind, name)
+    from . import agent
+
+    return agent.wrap(component, kind, name)
