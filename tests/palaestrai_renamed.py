@@ -1,19 +1,90 @@
 """palaestrAI's own dummies under a module name palaestrio's alias table does not know:
-they must run through the adapters (real palaestrAI code), not as palaestrio's dummies."""
+they must run through the adapters (real palaestrAI code), not as palaestrio's dummies.
+The subclasses below add only what the tests observe."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, ClassVar
 
 from palaestrai.agent.dummy_brain import DummyBrain
 from palaestrai.agent.dummy_muscle import DummyMuscle
 from palaestrai.agent.dummy_objective import DummyObjective
+from palaestrai.environment import EnvironmentState
 from palaestrai.environment.dummy_environment import DummyEnvironment
 
-__all__ = ["DummyBrain", "DummyEnvironment", "DummyMuscle", "DummyObjective", "SeeingObjective"]
+__all__ = [
+    "DummyBrain",
+    "DummyEnvironment",
+    "DummyMuscle",
+    "DummyObjective",
+    "SeeingBrain",
+    "SeeingEnvironment",
+    "SeeingMuscle",
+    "SeeingObjective",
+]
 
 
-class SeeingObjective(DummyObjective):
-    """palaestrAI's DummyObjective that keeps what it was given, for the tests."""
+class SeeingObjective(DummyObjective):  # type: ignore[misc]
+    seen: ClassVar[list[Any]] = []
 
-    seen: list[object] = []
-
-    def internal_reward(self, memory, **kwargs):  # type: ignore[no-untyped-def]
+    def internal_reward(self, memory: Any, **kwargs: Any) -> float:
         SeeingObjective.seen.append(memory)
-        return super().internal_reward(memory, **kwargs)
+        return float(super().internal_reward(memory, **kwargs))
+
+
+class SeeingEnvironment(DummyEnvironment):  # type: ignore[misc]
+    """Says how its episodes end (gymnasium's pair) when `ending` is given."""
+
+    seeds: ClassVar[list[int]] = []
+
+    def __init__(self, *args: Any, ending: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ending = ending
+        SeeingEnvironment.seeds.append(self.seed)
+
+    def update(self, actuators: Any) -> Any:
+        sensors, rewards, done = super().update(actuators)
+        if self.ending is None:
+            return sensors, rewards, done
+        return EnvironmentState(
+            sensor_information=sensors,
+            rewards=rewards,
+            done=done,
+            terminated=done and self.ending == "terminated",
+            truncated=done and self.ending == "truncated",
+        )
+
+
+class SeeingBrain(DummyBrain):  # type: ignore[misc]
+    """Adds a statistic per thought (palaestrAI asserts on one not popped) and counts
+    its stores."""
+
+    seeds: ClassVar[list[int]] = []
+    stores: ClassVar[list[str]] = []
+
+    def setup(self) -> None:
+        SeeingBrain.seeds.append(self.seed)
+
+    def thinking(self, muscle_id: str, data_from_muscle: Any) -> Any:
+        self.add_statistics("thought", data_from_muscle)
+        return super().thinking(muscle_id, data_from_muscle)
+
+    def store(self) -> None:
+        SeeingBrain.stores.append(self.name)
+
+
+class SeeingMuscle(DummyMuscle):  # type: ignore[misc]
+    """Seeds the process-wide `random` in setup, as hARL does, and draws from it."""
+
+    proposals: ClassVar[dict[str, int]] = {}
+    draws: ClassVar[dict[str, list[float]]] = {}
+
+    def setup(self) -> None:
+        random.seed(len(self.uid))
+        SeeingMuscle.draws[self.uid] = []
+
+    def propose_actions(self, sensors: Any, actuators_available: Any) -> Any:
+        SeeingMuscle.proposals[self.uid] = SeeingMuscle.proposals.get(self.uid, 0) + 1
+        SeeingMuscle.draws[self.uid].append(random.random())
+        return super().propose_actions(sensors, actuators_available)

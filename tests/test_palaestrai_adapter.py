@@ -4,6 +4,7 @@ palaestrAI code (the `palaestrai` extra; `nox -s tests_palaestrai`)."""
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -124,3 +125,103 @@ def test_palaestrai_dummies_through_experiment_start(tmp_path: Path) -> None:
     assert len(rows) == 20
     assert sum(done for _, _, done, _ in rows) == 2
     assert {terminated for *_, terminated in rows} == {None}
+
+
+def _semantics_run(other_ending: str | None = "absent") -> str:
+    """One phase, `env` truncating its episodes, agents `a` and `bb`; with a second
+    environment `other` unless `other_ending` is "absent"."""
+    other = (
+        ""
+        if other_ending == "absent"
+        else f"""
+        - environment:
+            name: palaestrai_renamed:SeeingEnvironment
+            uid: other
+            params: {{max_iter: 10, ending: {other_ending or "null"}}}"""
+    )
+    agents = "".join(
+        f"""
+        - name: {name}
+          brain: {{name: palaestrai_renamed:SeeingBrain, params: {{}}}}
+          muscle: {{name: palaestrai_renamed:SeeingMuscle, params: {{count_upwards: true}}}}
+          objective: {{name: palaestrai_renamed:DummyObjective, params: {{}}}}
+          sensors: [{", ".join(f"env.{i}" for i in ids)}]
+          actuators: [{", ".join(f"env.{i}" for i in ids)}]"""
+        for name, ids in (("a", range(5)), ("bb", range(5, 10)))
+    )
+    return f"""\
+uid: palaestrai-semantics
+seed: 7
+version: "3.5"
+schedule:
+  - phase_0:
+      environments:
+        - environment:
+            name: palaestrai_renamed:SeeingEnvironment
+            uid: env
+            params: {{max_iter: 10, ending: truncated}}{other}
+      agents:{agents}
+      simulation:
+        name: palaestrai.simulation:Vanilla
+        conditions:
+          - name: palaestrai.experiment:EnvironmentTerminationCondition
+            params: {{}}
+      phase_config: {{mode: train, worker: 1, episodes: 2}}
+run_config:
+  condition:
+    name: palaestrai.experiment:VanillaRunGovernorTerminationCondition
+    params: {{}}
+"""
+
+
+def _reset_observations() -> None:
+    renamed = palaestrai_renamed
+    renamed.SeeingEnvironment.seeds.clear()
+    renamed.SeeingBrain.seeds.clear()
+    renamed.SeeingBrain.stores.clear()
+    renamed.SeeingMuscle.proposals.clear()
+    renamed.SeeingMuscle.draws.clear()
+
+
+async def test_palaestrai_semantics_seeds_final_proposal_store_statistics_random() -> None:
+    _reset_observations()
+    outside = random.getstate()
+    sink = ListSink()
+    summary = await run_in_process(load_experiment_run_text(_semantics_run()), sink)
+    assert (summary.episodes, summary.steps) == (2, 20)
+    renamed = palaestrai_renamed
+    # palaestrAI's seeds for seed 7: 1584 for the environment entry (+ worker index),
+    # then 4816 and 3187 for the agents' brains.
+    assert renamed.SeeingEnvironment.seeds == [1584]
+    assert renamed.SeeingBrain.seeds == [4816, 3187]
+    # Each episode: 10 proposals and one more on the final readings, after which the
+    # brain stored itself (SeeingBrain's statistics would fail unless popped).
+    assert renamed.SeeingMuscle.proposals == {"a": 22, "bb": 22}
+    assert renamed.SeeingBrain.stores == ["a", "bb", "a", "bb"]
+    # Each muscle seeded the process-wide `random` in setup and drew from it, taking
+    # turns: each saw its own generator, and the test's generator was left alone.
+    assert renamed.SeeingMuscle.draws["a"] == _draws(1, 22)
+    assert renamed.SeeingMuscle.draws["bb"] == _draws(2, 22)
+    assert random.getstate() == outside
+    # The environment says it truncated the episodes; palaestrAI's pair in the records.
+    actions = [r for r in sink.records if isinstance(r, MuscleAction) and r.agent == "a"]
+    endings = [(a.terminated, a.truncated) for a in actions]
+    assert endings == ([(False, False)] * 9 + [(False, True)]) * 2
+
+
+def _draws(seed: int, count: int) -> list[float]:
+    generator = random.Random(seed)
+    return [generator.random() for _ in range(count)]
+
+
+@pytest.mark.parametrize(("other", "last"), [(None, (False, True)), ("terminated", (True, False))])
+async def test_terminated_and_truncated_aggregate_over_environments(
+    other: str | None, last: tuple[bool, bool]
+) -> None:
+    """Any terminated environment makes the step terminated, else any truncated one
+    truncated; an environment that does not tell (None) does not count."""
+    _reset_observations()
+    sink = ListSink()
+    await run_in_process(load_experiment_run_text(_semantics_run(other)), sink)
+    actions = [r for r in sink.records if isinstance(r, MuscleAction) and r.agent == "bb"]
+    assert [(a.terminated, a.truncated) for a in actions][8:10] == [(False, False), last]

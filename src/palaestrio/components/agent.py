@@ -133,6 +133,11 @@ class Muscle(_AgentPart, ABC):
     of the experiment file as keyword arguments.
     """
 
+    propose_at_episode_end: bool = False
+    """palaestrAI's semantics: when an episode ended, after the brain's last thinking,
+    propose once more on the final readings (the setpoints are discarded). The adapter
+    of palaestrAI muscles sets it; results of hARL agents depend on it."""
+
     @property
     def uid(self) -> str:
         return self.name

@@ -225,6 +225,8 @@ class WorkerEpisodes:
             for agent in self.agents:
                 if agent.acted:
                     self._think(agent)
+                    if agent.muscle.propose_at_episode_end:
+                        self._propose_on_final_readings(agent)
         for agent in self.agents:
             agent.acted = False
             agent.data_for_brain = None
@@ -233,6 +235,14 @@ class WorkerEpisodes:
         await self.context.emit(
             EpisodeEnded(self.context.phase, self.index, self.episode, self.step_index, time.time())
         )
+
+    def _propose_on_final_readings(self, agent: AgentSlot) -> None:
+        sensors = [self.readings[uid] for uid in agent.sensor_ids]
+        try:
+            agent.propose(sensors, agent.actuators)
+        except Exception as error:
+            label = f"muscle of agent {agent.name!r}"
+            raise self._fault(label, agent.muscle_class, error) from error
 
     # the brain's side (at every step, and once more when an episode ends) ----------
 

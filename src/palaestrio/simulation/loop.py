@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -20,7 +22,7 @@ import msgspec
 from ..components.agent import Mode
 from ..components.kinds import environment_arguments
 from ..components.names import import_class
-from ..components.palaestrai import palaestrai_kind
+from ..components.palaestrai import is_adapter, palaestrai_kind
 from ..components.palaestrai import wrap as wrap_palaestrai
 from ..components.termination import PhaseProgress, TerminationCondition
 from ..records import NullSink, PhaseEnded, PhaseStarted, RecordSink
@@ -106,6 +108,7 @@ class _PhaseRun:
         self.workers: list[Worker] = []
         self.phase_conditions: list[tuple[TerminationCondition, str]] = []
         self.context: PhaseContext | None = None
+        self._seeds: tuple[list[int], list[int]] | None = None
 
     def _fault(self, component: str, class_name: str, error: BaseException) -> ComponentError:
         failure = ComponentError(
@@ -118,15 +121,28 @@ class _PhaseRun:
         failure.__cause__ = error
         return failure
 
-    def _build(self, spec: ComponentSpec, label: str, name: str = "", **given: Any) -> Any:
+    def _build(
+        self,
+        spec: ComponentSpec,
+        label: str,
+        name: str = "",
+        palaestrai_seed: Callable[[], int] | None = None,
+        **given: Any,
+    ) -> Any:
         """`spec`'s component; a palaestrAI one wrapped in its adapter (`name`: the
-        environment's uid or the agent's name)."""
+        environment's uid or the agent's name), an environment of palaestrAI's seeded
+        with `palaestrai_seed()` as palaestrAI would."""
         try:
             cls = import_class(spec.name)
-            if "uid" in given:
-                given = environment_arguments(cls, given["uid"], given["seed"])
-            component = cls(**given, **spec.params)
             kind = palaestrai_kind(cls)
+            if "uid" in given:
+                seed = given["seed"]
+                if palaestrai_seed is not None and kind is not None:
+                    seed = palaestrai_seed()
+                given = environment_arguments(cls, given["uid"], seed)
+                if kind is not None:  # palaestrAI always passes one
+                    given["broker_uri"] = None
+            component = cls(**given, **spec.params)
             return component if kind is None else wrap_palaestrai(component, kind, name)
         except Exception as error:
             raise self._fault(label, spec.name, error) from error
@@ -174,19 +190,24 @@ class _PhaseRun:
             index, phase.name, self.sink.emit, controller, phase.simulation.name, episode_conditions
         )
         brains = {}
-        for agent in phase.agents:
+        for number, agent in enumerate(phase.agents):
             brain = self._build(agent.brain, f"brain of agent {agent.name!r}", agent.name)
             brain.name, brain.mode = agent.name, Mode(phase.mode)
-            brain.seed = derive_seed(run.seed, index, "brain", agent.name)
+            if is_adapter(brain):
+                brain.seed = self._palaestrai_seeds()[1][number]
+            else:
+                brain.seed = derive_seed(run.seed, index, "brain", agent.name)
             brains[agent.name] = SharedBrain(brain, agent.brain.name)
         for worker in range(phase.workers):
             environments = []
-            for spec in phase.environments:
+            for number, spec in enumerate(phase.environments):
                 seed = derive_seed(run.seed, index, "environment", spec.uid, worker)
                 label = f"environment {spec.uid!r}"
                 environment = self._build(
-                    spec.environment, label, spec.uid, uid=spec.uid, seed=seed
-                )
+                    spec.environment, label, spec.uid,
+                    partial(self._palaestrai_environment_seed, number, worker),
+                    uid=spec.uid, seed=seed,
+                )  # fmt: skip
                 if spec.reward is not None:
                     environment.reward = self._build(spec.reward, f"reward of {label}", spec.uid)
                 transformer = None
@@ -213,6 +234,18 @@ class _PhaseRun:
                     )
                 )  # fmt: skip
             self.workers.append(Worker(self.context, worker, environments, agents))
+
+    def _palaestrai_seeds(self) -> tuple[list[int], list[int]]:
+        """palaestrAI's seeds of this phase's environment entries and agents."""
+        if self._seeds is None:
+            from ..components.palaestrai.seeds import phase_seeds
+
+            entries = [(len(p.environments), len(p.agents)) for p in self.run.phases]
+            self._seeds = phase_seeds(self.run.seed, entries, self.index)
+        return self._seeds
+
+    def _palaestrai_environment_seed(self, number: int, worker: int) -> int:
+        return self._palaestrai_seeds()[0][number] + worker
 
     def _set_up_brains(self, worker: Worker) -> None:
         for agent in worker.agents:

@@ -59,6 +59,7 @@ class Worker(WorkerEpisodes):
         reward_values: dict[str, Any] = {}
         world: list[WorldState] = []
         done = False
+        endings: list[EnvironmentState] = []  # states that tell terminated from truncated
         for position, slot in enumerate(environments):
             try:
                 state = slot.update(batches[position])
@@ -76,8 +77,10 @@ class Worker(WorkerEpisodes):
                 rewards, reward_values = state.rewards, record.rewards
             done = done or record.done
             world.append(record)
+            if state.terminated is not None or state.truncated is not None:
+                endings.append(state)
 
-        rows = self._remember(acting, rewards, done)
+        rows = self._remember(acting, rewards, done, *_ending(endings))
         if context.episode_conditions and not done:
             done = self._conditions_end_episode(step, world, rewards, acting, rows)
             if done:
@@ -137,14 +140,21 @@ class Worker(WorkerEpisodes):
         )  # fmt: skip
         return state, record
 
-    def _remember(self, acting: list[AgentSlot], rewards: list[Any], done: bool) -> list[MemoryRow]:
+    def _remember(
+        self,
+        acting: list[AgentSlot],
+        rewards: list[Any],
+        done: bool,
+        terminated: bool | None,
+        truncated: bool | None,
+    ) -> list[MemoryRow]:
         """Each acting agent's transition goes into its muscle's memory, is rated by its
         objective, and goes into its brain's memory."""
         rows = []
         for agent in acting:
             row = MemoryRow(
                 agent.muscle_id, agent.sensors_now, agent.values_now, rewards, done, None,
-                agent.spaces,
+                agent.spaces, terminated, truncated,
             )  # fmt: skip
             memory = agent.memory
             memory.append(row)
@@ -177,7 +187,7 @@ class Worker(WorkerEpisodes):
             actions.append(
                 MuscleAction(
                     phase, index, episode, step, agent.name, agent.seen, agent.chosen,
-                    reward_values, objective, done, walltime,
+                    reward_values, objective, done, walltime, row.terminated, row.truncated,
                 )
             )  # fmt: skip
         return actions
@@ -285,6 +295,18 @@ class Worker(WorkerEpisodes):
             return EnvironmentState(list(state[0]), list(state[1]), bool(state[2]))
         message = f"update returned {state!r}; expected an EnvironmentState"
         raise self._fault(f"environment {slot.uid!r}", slot.class_name, message)
+
+
+def _ending(states: list[EnvironmentState]) -> tuple[bool | None, bool | None]:
+    """(terminated, truncated) of a step, aggregated over its environments as palaestrAI
+    does: any terminated wins, then any truncated; None if no environment tells."""
+    if not states:
+        return None, None
+    if any(state.terminated is True for state in states):
+        return True, False
+    if any(state.truncated is True for state in states):
+        return False, True
+    return False, False
 
 
 def _as_float(value: Any) -> float:

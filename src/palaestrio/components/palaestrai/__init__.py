@@ -38,6 +38,11 @@ def palaestrai_kind(cls: type[Any]) -> str | None:
     return None
 
 
+def is_adapter(component: object) -> bool:
+    """Whether `component` is one of the adapters `wrap` makes."""
+    return type(component).__module__.startswith(__name__ + ".")
+
+
 def wrap(component: Any, kind: str, name: str) -> Any:
     """A palaestrio component running palaestrAI's `component` of `kind`; `name` is
     the environment's uid or the agent's name."""

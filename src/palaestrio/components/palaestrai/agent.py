@@ -127,6 +127,8 @@ class BrainAdapter(Brain):
 
 
 class MuscleAdapter(Muscle):
+    propose_at_episode_end = True
+
     def __init__(self, inner: Any, name: str) -> None:
         self.inner = inner
         self.name = name
