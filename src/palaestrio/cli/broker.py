@@ -21,8 +21,12 @@ DEFAULT_BROKER_BIND = "tcp://127.0.0.1:5555"
 @click.pass_obj
 def broker_command(options: Options, bind: str | None) -> NoReturn:
     """Run a standalone MDP broker until SIGINT/SIGTERM."""
+    from palaestrio.errors import collapsed_groups
     from palaestrio.mdp import broker
 
     endpoint = bind or options.config().broker_uri or DEFAULT_BROKER_BIND
-    broker.main(["--bind", endpoint])
+    # A failed bind leaves trio's nursery as a group: the one ZMQError in it is what the
+    # group's error handling turns into one line (exit 2).
+    with collapsed_groups():
+        broker.main(["--bind", endpoint])
     raise SystemExit(0)

@@ -26,7 +26,7 @@ from palaestrio.store.errors import StoreError
 from .group import EXIT_CODES, EXIT_FAILED, Options, cli, paths_argument, store_option
 from .live import LiveProgress, PlainProgress, Progress
 from .logs import logging_to
-from .output import format_seconds, seconds_between, stdout_console, table
+from .output import format_seconds, instance_id, seconds_between, stdout_console, table
 
 # The executor (with SQLAlchemy, pyzmq) loads only when runs start: reporting a broken
 # experiment file or listing runs should not wait for it.
@@ -146,9 +146,9 @@ def _print_summary(
     except StoreError as error:
         log.warning("cannot read the runs back from the store: %s", error)
     summary_table = table()
-    summary_table.add_column("run", min_width=10)
-    summary_table.add_column("instance", no_wrap=True, min_width=32)
-    summary_table.add_column("status", no_wrap=True)
+    summary_table.add_column("run", overflow="fold", min_width=10)
+    summary_table.add_column("instance", no_wrap=True)
+    summary_table.add_column("status", no_wrap=True, min_width=len(RunStatus.CANCELLED))
     summary_table.add_column("episodes", justify="right", no_wrap=True)
     summary_table.add_column("steps", justify="right", no_wrap=True)
     summary_table.add_column("wall", justify="right", no_wrap=True)
@@ -158,14 +158,15 @@ def _print_summary(
         if summary is not None:
             status, episodes, steps = summary.status, summary.episodes, summary.steps
             reason = summary.reason
+            # The stored times, as `runs show` gives them.
+            wall = seconds_between(summary.started, summary.ended)
         else:
             status, episodes, steps = info.status, info.episodes, info.steps
             reason = info.reason
-        # From the RunGovernor's start to its end, as the live view counts it.
-        wall = seconds_between(info.started_at, info.ended_at)
+            wall = seconds_between(info.started_at, info.ended_at)
         summary_table.add_row(
             info.experiment_run.uid,
-            info.instance_uid,
+            instance_id(info.instance_uid, console),
             status,
             str(episodes),
             str(steps),

@@ -46,7 +46,16 @@ class Options:
     debug: bool
 
     def config(self, **flags: Any) -> RuntimeConfig:
-        return load_runtime_config(self.config_path, overrides=flags)
+        """The effective configuration, with `-v`/`--log-level` as the logging level."""
+        config = load_runtime_config(self.config_path, overrides=flags)
+        level = self.level()
+        if level is None or config.logging.dict_config is not None:
+            return config
+        return dataclasses.replace(
+            config,
+            logging=dataclasses.replace(config.logging, level=level),
+            sources={**config.sources, "logging": "flag"},
+        )
 
     def level(self) -> str | None:
         """The log level the flags ask for (None: the configured one)."""
@@ -55,8 +64,39 @@ class Options:
         return {0: None, 1: "INFO"}.get(self.verbose, "DEBUG")
 
 
+_GLOBAL_FLAGS = {"-v", "--verbose", "--debug"}
+_GLOBAL_WITH_VALUE = {"-c", "--config", "--log-level"}
+
+
+def global_options_first(args: list[str]) -> list[str]:
+    """`args` with the global options moved before the command, so that they are
+    accepted after it too (`experiment-start x.yml -v`). `--` ends the options."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        flag = arg in _GLOBAL_FLAGS or (arg.startswith("-v") and set(arg[1:]) == {"v"})
+        if flag or (name in _GLOBAL_WITH_VALUE and "=" in arg):
+            front.append(arg)
+        elif arg in _GLOBAL_WITH_VALUE:
+            front.extend(args[index : index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 class _Group(click.Group):
     """Turns the errors users cause into one message without a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, global_options_first(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

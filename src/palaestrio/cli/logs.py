@@ -12,6 +12,8 @@ from rich.console import Console
 
 from palaestrio.config import ConfigError, LoggingConfig
 
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+"""Time stamps of log lines, the same on a terminal (rich) and on a pipe."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -41,11 +43,17 @@ def logging_to(
         if console is not None:
             from rich.logging import RichHandler
 
-            handler = RichHandler(console=console, show_path=False, markup=False)
+            handler = RichHandler(
+                console=console,
+                show_path=False,
+                markup=False,
+                log_time_format=TIME_FORMAT,
+                omit_repeated_times=False,
+            )
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
         else:
             handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt=TIME_FORMAT))
         root.addHandler(handler)
         root.setLevel(level or config.level)
         for name, logger_level in config.loggers.items():

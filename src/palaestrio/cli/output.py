@@ -18,6 +18,17 @@ def stdout_console() -> Console:
     return console
 
 
+WIDE = 120
+"""Consoles at least this wide show whole instance uids; narrower ones the first 8
+characters (which `runs show` accepts, as git's short hashes)."""
+
+
+def instance_id(uid: str, console: Console) -> str:
+    from palaestrio.store.queries import SHORT_UID_LENGTH
+
+    return uid if console.width >= WIDE else uid[:SHORT_UID_LENGTH]
+
+
 def table() -> Table:
     """Tables without vertical rules: readable in logs, and cells split on whitespace."""
     return Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -29,8 +40,10 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     return (end - start).total_seconds()
 
 
-def local_time(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+def local_time(value: datetime | None, *, short: bool = False) -> str:
+    """Local time; `short` (narrow consoles) without year and seconds."""
+    form = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S"
+    return "-" if value is None else value.astimezone().strftime(form)
 
 
 def format_seconds(seconds: float) -> str:

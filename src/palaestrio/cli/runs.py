@@ -11,7 +11,15 @@ from rich.table import Table
 from palaestrio.status import RunStatus
 
 from .group import Options, cli, store_option
-from .output import format_seconds, local_time, seconds_between, stdout_console, table
+from .output import (
+    WIDE,
+    format_seconds,
+    instance_id,
+    local_time,
+    seconds_between,
+    stdout_console,
+    table,
+)
 
 if TYPE_CHECKING:
     from palaestrio.store.queries import RunDetails
@@ -24,7 +32,11 @@ def runs() -> None:
 
 @runs.command("list")
 @store_option
-@click.option("--status", help="Only runs with this status.")
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in RunStatus if status is not RunStatus.STARTING]),
+    help="Only runs with this status.",
+)
 @click.option("--experiment", help="Only runs of this experiment uid.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @click.pass_obj
@@ -47,25 +59,27 @@ def runs_list(
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(summaries)).decode())
         return
+    console = stdout_console()
     listing = table()
-    listing.add_column("instance", no_wrap=True, min_width=32)
-    for name in ("run", "experiment"):
-        listing.add_column(name)
-    for name in ("status", "scheduled"):
-        listing.add_column(name, no_wrap=True)
+    # At 80 columns the uid is short and the names wrap; status and numbers stay whole.
+    listing.add_column("instance", no_wrap=True)
+    listing.add_column("run", overflow="fold", ratio=2, min_width=10)
+    listing.add_column("experiment", overflow="fold", ratio=1, min_width=10)
+    listing.add_column("status", no_wrap=True, min_width=len(RunStatus.CANCELLED))
+    listing.add_column("scheduled", no_wrap=True)
     for name in ("episodes", "steps"):
         listing.add_column(name, justify="right", no_wrap=True)
     for summary in summaries:
         listing.add_row(
-            summary.instance_uid,
+            instance_id(summary.instance_uid, console),
             summary.run_uid,
             summary.experiment_uid,
             summary.status,
-            local_time(summary.scheduled),
+            local_time(summary.scheduled, short=console.width < WIDE),
             str(summary.episodes),
             str(summary.steps),
         )
-    stdout_console().print(listing)
+    console.print(listing)
 
 
 @runs.command("show")

@@ -217,6 +217,8 @@ def forward_governor_line(run_uid: str, line: str) -> None:
     level_name, _, rest = line.partition(" ")
     level = logging.getLevelName(level_name)
     if isinstance(level, int):
+        # governor_log names itself already; other loggers' names stay.
+        rest = rest.removeprefix(f"{governor_log.name}: ")
         governor_log.log(level, "[%s] %s", run_uid, rest)
     elif line.strip():
         governor_log.warning("[%s] %s", run_uid, line)

@@ -59,6 +59,14 @@ class UnknownRun(StoreError):
     """No run instance (or run) has the uid asked for."""
 
 
+class AmbiguousRun(StoreError):
+    """A short instance uid that begins more than one instance's uid."""
+
+
+SHORT_UID_LENGTH = 8
+"""The shortest instance-uid prefix `run_details` accepts (what the CLI shows, as git)."""
+
+
 _instances = schema.experiment_run_instances
 _runs = schema.experiment_runs
 _experiments = schema.experiments
@@ -179,14 +187,18 @@ def list_runs(
 
 
 def run_details(engine: sa.Engine, uid: str) -> RunDetails:
-    """One run instance, by its uid or else the latest instance of the run `uid`.
+    """One run instance, by its uid, else the latest instance of the run `uid`, else the
+    one instance whose uid begins with `uid` (at least `SHORT_UID_LENGTH` characters).
 
-    Raises `UnknownRun` when neither exists.
+    Raises `UnknownRun` when none exists, `AmbiguousRun` (naming the candidates) when
+    several instances begin with `uid`.
     """
     with engine.connect() as connection:
         rows = connection.execute(_summaries(_instances.c.uid == uid)).all()
         if not rows:
             rows = connection.execute(_summaries(_runs.c.uid == uid)).all()
+        if not rows:
+            rows = _by_prefix(connection, uid)
         if not rows:
             raise UnknownRun(f"the store has no run instance and no run {uid!r}")
         row = rows[-1]
@@ -199,6 +211,17 @@ def run_details(engine: sa.Engine, uid: str) -> RunDetails:
             document=row.document,
             phases=_phase_summaries(connection, instance_id),
         )
+
+
+def _by_prefix(connection: sa.Connection, prefix: str) -> list[sa.Row[tuple[object, ...]]]:
+    """The one instance whose uid begins with `prefix` (a short uid), or none."""
+    if len(prefix) < SHORT_UID_LENGTH or not all(c in "0123456789abcdef" for c in prefix):
+        return []  # also keeps LIKE's wildcards out
+    rows = connection.execute(_summaries(_instances.c.uid.like(f"{prefix}%"))).all()
+    if len(rows) > 1:
+        candidates = "; ".join(f"{row.instance_uid} ({row.run_uid}, {row.status})" for row in rows)
+        raise AmbiguousRun(f"short uid {prefix!r} is ambiguous; candidates: {candidates}")
+    return list(rows)
 
 
 def _phase_summaries(connection: sa.Connection, instance_id: int) -> list[PhaseSummary]:
