@@ -20,7 +20,8 @@ from palaestrio.cli.group import global_options_first
 from palaestrio.executor.supervisor import forward_governor_line
 from palaestrio.status import RunStatus
 from palaestrio.store import list_runs, open_database
-from test_cli import assert_clean_error, workdir  # noqa: F401  (a fixture)
+from test_cli import assert_clean_error
+from test_cli import workdir as workdir  # the fixture, used by name
 from test_cli_process import environment
 
 LONG_NAME = "baseline-with-a-rather-long-descriptive-run-name"
