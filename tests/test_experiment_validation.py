@@ -18,6 +18,7 @@ from palaestrio.experiment import (
     load_experiment_run_text,
     load_experiment_runs,
 )
+from palaestrio.records import BrainLoad
 
 DATA = Path(__file__).parent / "data" / "experiments"
 BASE: dict[str, Any] = yaml.safe_load((DATA / "base.yml").read_text())
@@ -262,8 +263,6 @@ def test_episodes_missing_after_cascading() -> None:
 @pytest.mark.parametrize(
     ("where", "key", "value"),
     [
-        ("agent", "load", {"phase": 0}),
-        ("agent", "replay", [{"phase": 0}]),
         ("agent", "filters", [{"name": "x:Y", "params": {}}]),
         ("phase_config", "evaluate_every", 5),
         ("phase_config", "store_raw_actuators", True),
@@ -282,6 +281,42 @@ def test_keys_not_supported_yet(where: str, key: str, value: object) -> None:
         place,
         f"'{key}' is not supported yet by palaestrio",
     )
+
+
+def test_replay_with_entries_is_not_supported_yet() -> None:
+    document = base()
+    phase(document)["agents"][0]["replay"] = [{"phase": 0}]
+    problem = only_problem(document)
+    assert (problem.place, problem.message) == (
+        f"{PHASE}.agents[0].replay",
+        "replaying stored actions ('replay' with entries) is not supported yet",
+    )
+
+
+def test_empty_replay_and_load_as_arsenai_writes_them() -> None:
+    document = base()
+    agents = phase(document)["agents"]
+    agents[0]["replay"] = []
+    agents[0]["load"] = {"agent": "other", "experiment_run": "earlier", "phase": 1}
+    agents[1]["load"] = {"agent": None, "experiment_run": None, "phase": None}
+    run = load_experiment_run_text(yaml.safe_dump(document))
+    first, second = run.phases[0].agents[:2]
+    assert first.load == BrainLoad("other", "earlier", 1)
+    assert second.load is None
+
+
+@pytest.mark.parametrize(
+    ("load", "message"),
+    [
+        ({"phase": -1}, "must be at least 0, found -1"),
+        ({"agents": "x"}, "unknown key 'agents'; expected one of: agent, experiment_run, phase"),
+        ("x", "expected a mapping, found a string ('x')"),
+    ],
+)
+def test_bad_load(load: object, message: str) -> None:
+    document = base()
+    phase(document)["agents"][0]["load"] = load
+    assert only_problem(document).message == message
 
 
 def test_duplicate_yaml_key() -> None:

@@ -34,6 +34,15 @@ class EnvironmentSpec(msgspec.Struct, frozen=True):
     state_transformer: ComponentSpec | None = None
 
 
+class BrainLoad(msgspec.Struct, frozen=True):
+    """An agent's `load:` key (palaestrAI's): whose brain dump to start from. Missing
+    parts default to the agent itself, this run and the previous phase."""
+
+    agent: str | None = None
+    experiment_run: str | None = None
+    phase: int | None = None
+
+
 class AgentSpec(msgspec.Struct, frozen=True):
     name: str
     brain: ComponentSpec
@@ -41,6 +50,7 @@ class AgentSpec(msgspec.Struct, frozen=True):
     objective: ComponentSpec
     sensors: list[str] = []
     actuators: list[str] = []
+    load: BrainLoad | None = None
 
 
 class PhaseStarted(msgspec.Struct, frozen=True, tag="phase_started"):

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 from ..components.kinds import binding_problem, environment_arguments, kind_problem
 from ..records import AgentSpec, ComponentSpec, EnvironmentSpec
+from .agent_keys import AGENT_OPTIONAL_KEYS, check_load, check_replay
 from .checks import (
     Check,
     check_fields,
@@ -32,7 +33,7 @@ from .yamltree import Node
 _TOP_KEYS = frozenset({"uid", "seed", "version", "schedule", "run_config"})
 _PHASE_KEYS = frozenset({"environments", "agents", "simulation", "phase_config"})
 _AGENT_KEYS = frozenset({"name", "brain", "muscle", "objective", "sensors", "actuators"})
-_AGENT_UNSUPPORTED = frozenset({"load", "replay", "filters"})
+_AGENT_UNSUPPORTED = frozenset({"filters"})
 _PHASE_CONFIG_UNSUPPORTED = frozenset({"evaluate_every", "store_raw_actuators"})
 _MODES = ("train", "test")
 
@@ -254,7 +255,9 @@ def _agents(
     places: dict[str, str] = {}
     complete = True
     for entry in entries:
-        fields = check_fields(entry, check, _AGENT_KEYS, unsupported=_AGENT_UNSUPPORTED)
+        fields = check_fields(
+            entry, check, _AGENT_KEYS, AGENT_OPTIONAL_KEYS, unsupported=_AGENT_UNSUPPORTED
+        )
         if fields is None:
             complete = False
             continue
@@ -273,12 +276,17 @@ def _agents(
             _ids(fields[key], key[:-1], environment_uids, phase, check) if key in fields else None
             for key in ("sensors", "actuators")
         ]
+        replay_fine = "replay" not in fields or check_replay(fields["replay"], check)
+        load_fine, load = check_load(fields["load"], check) if "load" in fields else (True, None)
         if name is None or None in parts or None in ids or not fields.keys() >= _AGENT_KEYS:
+            complete = False
+            continue
+        if not (replay_fine and load_fine):
             complete = False
             continue
         brain, muscle, objective = (part[0] for part in parts if part is not None)
         sensors, actuators = (found for found in ids if found is not None)
-        specs.append(AgentSpec(name, brain, muscle, objective, sensors, actuators))
+        specs.append(AgentSpec(name, brain, muscle, objective, sensors, actuators, load))
     return specs if complete else None
 
 
