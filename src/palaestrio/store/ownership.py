@@ -23,7 +23,7 @@ import sqlalchemy.exc
 
 from palaestrio.status import EXECUTOR_LOST, RunStatus
 from palaestrio.store import schema
-from palaestrio.store.engine import insert_for, refused_write
+from palaestrio.store.engine import describe, insert_for, refused_write
 from palaestrio.store.errors import StoreError
 from palaestrio.store.liveness import Machine, Owner, process_start, this_machine, why_gone
 from palaestrio.store.queries import steps_stored, utc
@@ -96,9 +96,14 @@ def register_executor(engine: sa.Engine, executor_id: str, lease_seconds: float)
             statement = insert_for(connection.dialect)(_executors).values(id=executor_id, **values)
             connection.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
     except sqlalchemy.exc.DBAPIError as error:
-        hint = " (the store is read-only here)" if refused_write(error) else ""
+        if refused_write(error):
+            # What a user can act on first: which store, and that it is permissions.
+            raise StoreError(
+                f"store {describe(engine.url)} is read-only here: permission denied "
+                f"({_why(error)}); no run can be stored in it"
+            ) from error
         raise StoreError(
-            f"cannot register executor {executor_id} in the store{hint}: {_why(error)}"
+            f"cannot register executor {executor_id} in the store: {_why(error)}"
         ) from error
     return owner
 
