@@ -7,7 +7,8 @@ SIGINT / SIGTERM stopped the runs (the executor cancels them and stores them fir
 
 `group` has the top-level group and its global options; one module per command group
 adds its commands to it: `experiment` (experiment-start, experiment-check-syntax),
-`runs` (runs list, runs show), `database` (database-create), `runtime_config`
+`runs` (runs list, runs show, runs delete), `database` (database-create,
+database-migrate), `runtime_config`
 (runtime-config-show-*), `broker`. `live` is what a person watching experiment-start
 sees, `logs` where log records go meanwhile, `output` the shared printing helpers.
 """

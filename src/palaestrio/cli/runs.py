@@ -10,7 +10,7 @@ from rich.table import Table
 
 from palaestrio.status import RunStatus
 
-from .group import Options, cli, store_option
+from .group import Options, PalaestrioCommandError, cli, store_option
 from .output import (
     WIDE,
     format_seconds,
@@ -156,6 +156,54 @@ def _phases(details: RunDetails) -> Table:
             ", ".join(phase.agents),
         )
     return phases
+
+
+@runs.command("delete")
+@click.argument("run_ids", nargs=-1, metavar="RUN...")
+@click.option("--experiment", help="Every run of this experiment uid.")
+@store_option
+@click.option("-y", "--yes", is_flag=True, help="Delete without asking.")
+@click.pass_obj
+def runs_delete(
+    options: Options,
+    run_ids: tuple[str, ...],
+    experiment: str | None,
+    store_uri: str | None,
+    yes: bool,
+) -> None:
+    """Delete run instances and everything stored for them (RUN: an instance uid, a
+    short one, or a run uid: all its instances)."""
+    from palaestrio.store import list_runs, run_details
+    from palaestrio.store.deletion import delete_runs
+
+    if not run_ids and experiment is None:
+        raise click.UsageError("name the runs to delete, or --experiment")
+    config = options.config(store_uri=store_uri)
+    engine = _open(config.store_uri)
+    try:
+        chosen = {}
+        for run_id in run_ids:
+            for summary in list_runs(engine, run_uid=run_id) or [run_details(engine, run_id).run]:
+                chosen[summary.instance_uid] = summary
+        if experiment is not None:
+            of_experiment = list_runs(engine, experiment_uid=experiment)
+            if not of_experiment:
+                raise PalaestrioCommandError(f"the store has no runs of experiment {experiment!r}")
+            chosen.update((summary.instance_uid, summary) for summary in of_experiment)
+        doomed = list(chosen.values())
+        console = stdout_console()
+        for summary in doomed:
+            console.print(
+                f"{summary.instance_uid[:8]}  {summary.run_uid}  {summary.status}  "
+                f"{summary.steps} steps",
+                markup=False,
+            )
+        if not yes:
+            click.confirm(f"Delete these {len(doomed)} run instance(s)?", abort=True)
+        deleted = delete_runs(engine, doomed)
+    finally:
+        engine.dispose()
+    click.echo(f"deleted {deleted} run instance(s)")
 
 
 def _open(store_uri: str) -> Any:

@@ -242,10 +242,12 @@ def _stored_version(connection: sa.Connection) -> int | None:
 
 def _check_version(url: URL, found: int) -> None:
     if found != schema.SCHEMA_VERSION:
+        remedy = "use a new database or a palaestrio that matches it"
+        if found < schema.SCHEMA_VERSION:
+            remedy = f"upgrade it with `palaestrio database-migrate`, or {remedy}"
         raise SchemaVersionError(
             f"store database {describe(url)} has palaestrio schema version {found}, but this "
-            f"palaestrio uses version {schema.SCHEMA_VERSION}: use a new database or a "
-            "palaestrio that matches it"
+            f"palaestrio uses version {schema.SCHEMA_VERSION}: {remedy}"
         )
 
 
