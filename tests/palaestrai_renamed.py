@@ -57,11 +57,12 @@ class SeeingEnvironment(DummyEnvironment):  # type: ignore[misc]
 
 
 class SeeingBrain(DummyBrain):  # type: ignore[misc]
-    """Adds a statistic per thought (palaestrAI asserts on one not popped) and counts
-    its stores."""
+    """Adds a statistic per thought (palaestrAI asserts on one not popped), counts its
+    stores and says what it loaded (DummyBrain's value: its last update)."""
 
     seeds: ClassVar[list[int]] = []
     stores: ClassVar[list[str]] = []
+    loaded: ClassVar[list[tuple[str, int]]] = []
 
     def setup(self) -> None:
         SeeingBrain.seeds.append(self.seed)
@@ -72,6 +73,11 @@ class SeeingBrain(DummyBrain):  # type: ignore[misc]
 
     def store(self) -> None:
         SeeingBrain.stores.append(self.name)
+        super().store()
+
+    def load(self) -> None:
+        super().load()
+        SeeingBrain.loaded.append((self.name, self._dummy_value))
 
 
 class SeeingMuscle(DummyMuscle):  # type: ignore[misc]

@@ -73,11 +73,11 @@ def test_the_test_module_holds_palaestrais_own_classes() -> None:
     )
 
 
-async def test_palaestrai_dummies_run_in_process_through_the_adapters() -> None:
+async def test_palaestrai_dummies_run_in_process_through_the_adapters(tmp_path: Path) -> None:
     palaestrai_renamed.SeeingObjective.seen.clear()
     run = load_experiment_run_text(RUN.replace("OBJECTIVE", "SeeingObjective"))
     sink = ListSink()
-    summary = await run_in_process(run, sink)
+    summary = await run_in_process(run, sink, data_path=tmp_path)
     assert (summary.episodes, summary.steps) == (2, 20)
     actions = [r for r in sink.records if isinstance(r, MuscleAction)]
     states = [r for r in sink.records if isinstance(r, WorldState)]
@@ -179,15 +179,19 @@ def _reset_observations() -> None:
     renamed.SeeingEnvironment.seeds.clear()
     renamed.SeeingBrain.seeds.clear()
     renamed.SeeingBrain.stores.clear()
+    renamed.SeeingBrain.loaded.clear()
     renamed.SeeingMuscle.proposals.clear()
     renamed.SeeingMuscle.draws.clear()
 
 
-async def test_palaestrai_semantics_seeds_final_proposal_store_statistics_random() -> None:
+async def test_palaestrai_semantics_seeds_final_proposal_store_statistics_random(
+    tmp_path: Path,
+) -> None:
     _reset_observations()
     outside = random.getstate()
     sink = ListSink()
-    summary = await run_in_process(load_experiment_run_text(_semantics_run()), sink)
+    run = load_experiment_run_text(_semantics_run())
+    summary = await run_in_process(run, sink, data_path=tmp_path)
     assert (summary.episodes, summary.steps) == (2, 20)
     renamed = palaestrai_renamed
     # palaestrAI's seeds for seed 7: 1584 for the environment entry (+ worker index),
@@ -197,7 +201,8 @@ async def test_palaestrai_semantics_seeds_final_proposal_store_statistics_random
     # Each episode: 10 proposals and one more on the final readings, after which the
     # brain stored itself (SeeingBrain's statistics would fail unless popped).
     assert renamed.SeeingMuscle.proposals == {"a": 22, "bb": 22}
-    assert renamed.SeeingBrain.stores == ["a", "bb", "a", "bb"]
+    # At the phase's end, palaestrAI stores once per muscle and once at shutdown.
+    assert renamed.SeeingBrain.stores == ["a", "bb", "a", "bb", "a", "a", "bb", "bb"]
     # Each muscle seeded the process-wide `random` in setup and drew from it, taking
     # turns: each saw its own generator, and the test's generator was left alone.
     assert renamed.SeeingMuscle.draws["a"] == _draws(1, 22)
@@ -216,12 +221,12 @@ def _draws(seed: int, count: int) -> list[float]:
 
 @pytest.mark.parametrize(("other", "last"), [(None, (False, True)), ("terminated", (True, False))])
 async def test_terminated_and_truncated_aggregate_over_environments(
-    other: str | None, last: tuple[bool, bool]
+    other: str | None, last: tuple[bool, bool], tmp_path: Path
 ) -> None:
     """Any terminated environment makes the step terminated, else any truncated one
     truncated; an environment that does not tell (None) does not count."""
     _reset_observations()
     sink = ListSink()
-    await run_in_process(load_experiment_run_text(_semantics_run(other)), sink)
+    await run_in_process(load_experiment_run_text(_semantics_run(other)), sink, data_path=tmp_path)
     actions = [r for r in sink.records if isinstance(r, MuscleAction) and r.agent == "bb"]
     assert [(a.terminated, a.truncated) for a in actions][8:10] == [(False, False), last]

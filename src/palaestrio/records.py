@@ -131,7 +131,25 @@ class MuscleAction(msgspec.Struct, frozen=True, gc=False, tag="muscle_action"):
     """The episode was cut off (any environment's `truncated`); None as above."""
 
 
-Record = PhaseStarted | PhaseEnded | EpisodeStarted | EpisodeEnded | WorldState | MuscleAction
+class BrainStored(msgspec.Struct, frozen=True, tag="brain_stored"):
+    """A brain dump was written (the store's `brain_states`)."""
+
+    phase: int
+    agent: str
+    tag: str | None
+    path: str
+    walltime: float
+
+
+Record = (
+    PhaseStarted
+    | PhaseEnded
+    | EpisodeStarted
+    | EpisodeEnded
+    | WorldState
+    | MuscleAction
+    | BrainStored
+)
 
 RecordKey = tuple[str | int, ...]
 
@@ -154,6 +172,9 @@ def record_key(record: Record) -> RecordKey:
             return ("e", record.phase, record.worker, record.episode)
         case PhaseStarted() | PhaseEnded():
             return ("p", record.phase)
+        case BrainStored():
+            walltime_us = round(record.walltime * 1_000_000)
+            return ("b", record.phase, record.agent, record.tag or "", walltime_us)
 
 
 class RecordSink(Protocol):

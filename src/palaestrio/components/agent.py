@@ -17,10 +17,11 @@ When an episode ends, the brain thinks once more about each muscle's last transi
 from __future__ import annotations
 
 import enum
+import io
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
@@ -160,8 +161,43 @@ class Muscle(_AgentPart, ABC):
         """Called once at the end of the phase."""
 
 
+class Dumper(Protocol):
+    """Where a brain's dumps go and come from (palaestrAI's BrainDumper methods)."""
+
+    def save(self, brain_state: BinaryIO, tag: str | None = None) -> None: ...
+    def load(self, tag: str | None = None) -> BinaryIO: ...
+
+
 class Brain(_AgentPart, ABC):
-    """The learning part of an agent, shared by the agent's muscles in all workers."""
+    """The learning part of an agent, shared by the agent's muscles in all workers.
+
+    A brain that can persist its state overrides `store` (write it with `store_dump`)
+    and `load` (read it with `load_dump`). The step loop calls `store` when a phase
+    ends, and `load` before `setup` when there is a dump to start from: the previous
+    phase's of the same agent, or what the agent's `load:` key names.
+    """
+
+    dumper: Dumper | None = None
+
+    def store(self) -> None:
+        """Save the brain's state with `store_dump` (default: nothing to save)."""
+
+    def load(self) -> None:
+        """Restore the brain's state from `load_dump` (default: nothing to restore)."""
+
+    def store_dump(self, data: bytes, tag: str | None = None) -> None:
+        """Write `data` as this brain's dump (`tag` tells several dumps apart)."""
+        if self.dumper is not None:
+            self.dumper.save(io.BytesIO(data), tag)
+
+    def load_dump(self, tag: str | None = None) -> bytes | None:
+        """The dump to start from, or None if there is none."""
+        if self.dumper is None:
+            return None
+        try:
+            return self.dumper.load(tag).read()
+        except FileNotFoundError:
+            return None
 
     @abstractmethod
     def thinking(self, muscle_id: str, data_from_muscle: Any) -> Any:

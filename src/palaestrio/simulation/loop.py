@@ -15,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,6 +27,7 @@ from ..components.palaestrai import is_adapter, palaestrai_kind
 from ..components.palaestrai import wrap as wrap_palaestrai
 from ..components.termination import PhaseProgress, TerminationCondition
 from ..records import NullSink, PhaseEnded, PhaseStarted, RecordSink
+from .brains import DATA_PATH, PhaseBrains
 from .errors import ComponentError
 from .slots import AgentSlot, EnvironmentSlot, PhaseContext, SharedBrain
 from .worker import Worker
@@ -58,6 +60,7 @@ async def run_in_process(
     *,
     stop: trio.Event | None = None,
     yield_interval: float = YIELD_INTERVAL,
+    data_path: Path = DATA_PATH,
 ) -> RunSummary:
     """Execute `run` here and now, emitting its records to `sink`.
 
@@ -70,13 +73,15 @@ async def run_in_process(
     (1 ms) keeps that cost near 1 % while other tasks (heartbeats, a shutdown request)
     wait at most a millisecond plus one step. A sink that suspends also lets them run.
 
+    Brain dumps go under `data_path` (see `palaestrio.simulation.brains`).
+
     A component that fails raises `ComponentError` (see there).
     """
     phases = episodes = steps = 0
     for index, phase in enumerate(run.phases):
         if stop is not None and stop.is_set():
             return RunSummary(phases, episodes, steps, stopped=True)
-        phase_run = _PhaseRun(run, index, phase, sink)
+        phase_run = _PhaseRun(run, index, phase, sink, data_path)
         stopped = await phase_run.execute(stop, yield_interval)
         phases += 1
         episodes += sum(worker.episodes_started for worker in phase_run.workers)
@@ -100,11 +105,14 @@ def derive_seed(run_seed: int, *parts: object) -> int:
 
 
 class _PhaseRun:
-    def __init__(self, run: ExperimentRun, index: int, phase: PhaseSpec, sink: RecordSink) -> None:
+    def __init__(
+        self, run: ExperimentRun, index: int, phase: PhaseSpec, sink: RecordSink, data_path: Path
+    ) -> None:
         self.run = run
         self.index = index
         self.phase = phase
         self.sink = sink
+        self.brains = PhaseBrains(data_path, run.uid, index)
         self.workers: list[Worker] = []
         self.phase_conditions: list[tuple[TerminationCondition, str]] = []
         self.context: PhaseContext | None = None
@@ -165,6 +173,8 @@ class _PhaseRun:
                     self._set_up_brains(worker)
                 self._set_up_muscles(worker)
             stopped = await self._loop(stop, yield_interval)
+            self._store_brains()
+            await self.brains.flush(self.sink.emit)
         except BaseException as failure:
             with trio.move_on_after(CLEANUP_GRACE, shield=True):
                 errors = await self._close()
@@ -197,6 +207,7 @@ class _PhaseRun:
                 brain.seed = self._palaestrai_seeds()[1][number]
             else:
                 brain.seed = derive_seed(run.seed, index, "brain", agent.name)
+            self.brains.attach(brain, agent.name, agent.load)
             brains[agent.name] = SharedBrain(brain, agent.brain.name)
         for worker in range(phase.workers):
             environments = []
@@ -225,6 +236,8 @@ class _PhaseRun:
                     agent.objective, f"objective of agent {agent.name!r}", agent.name
                 )
                 muscle.name, muscle.mode = agent.name, Mode(phase.mode)
+                if is_adapter(muscle):
+                    muscle.dumper = self.brains.dumpers[agent.name]
                 muscle.seed = derive_seed(run.seed, index, "muscle", agent.name, worker)
                 agents.append(
                     AgentSlot(
@@ -253,12 +266,26 @@ class _PhaseRun:
             brain.sensors = [worker.readings[uid] for uid in agent.sensor_ids]
             brain.actuators = list(agent.actuators)
             try:
+                self.brains.load(brain, agent.name)
                 brain.setup()
             except Exception as error:
                 raise self._fault(
                     f"brain of agent {agent.name!r}", agent.brain.class_name, error
                 ) from error
             agent.brain.memory = brain.memory  # setup may have replaced it
+
+    def _store_brains(self) -> None:
+        """Each brain stores itself at the phase's end (palaestrAI's: once per muscle and
+        once more when the brain shuts down)."""
+        for agent in self.workers[0].agents:
+            brain = agent.brain.brain
+            try:
+                for _ in range(self.phase.workers + 1 if is_adapter(brain) else 1):
+                    brain.store()
+            except Exception as error:
+                raise self._fault(
+                    f"brain of agent {agent.name!r}", agent.brain.class_name, error
+                ) from error
 
     def _set_up_muscles(self, worker: Worker) -> None:
         for agent in worker.agents:
@@ -283,6 +310,8 @@ class _PhaseRun:
         last_yield = clock()
         while active:
             for worker in tuple(active):
+                if self.brains.pending:
+                    await self.brains.flush(self.sink.emit)
                 if await worker.step():
                     await worker.end_episode()
                     if self._phase_done():

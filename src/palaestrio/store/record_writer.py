@@ -14,6 +14,7 @@ import msgspec
 import sqlalchemy as sa
 
 from palaestrio.records import (
+    BrainStored,
     EpisodeEnded,
     EpisodeStarted,
     MuscleAction,
@@ -23,6 +24,7 @@ from palaestrio.records import (
 )
 from palaestrio.store import schema
 from palaestrio.store.engine import insert_for
+from palaestrio.store.errors import RequestRejected
 from palaestrio.store.messages import RecordBatch
 from palaestrio.store.step_rows import BatchContext, PhaseIds, StepRows, to_datetime
 
@@ -32,6 +34,7 @@ _WRITE_ORDER: Sequence[type] = (
     WorldState,
     MuscleAction,
     EpisodeEnded,
+    BrainStored,
     PhaseEnded,
 )
 
@@ -62,6 +65,8 @@ class RecordWriter:
         if groups[MuscleAction]:
             self._steps.write_muscle_actions(context, groups[MuscleAction])
         self._write_episodes_ended(context, groups[EpisodeEnded])
+        for brain_stored in groups[BrainStored]:
+            self._write_brain_state(context, brain_stored)
         for phase_ended in groups[PhaseEnded]:
             connection.execute(
                 sa.update(schema.experiment_run_phases)
@@ -190,6 +195,26 @@ class RecordWriter:
         context.connection.execute(
             self._insert(schema.experiment_run_episodes).on_conflict_do_nothing(), rows
         )
+
+    def _write_brain_state(self, context: BatchContext, record: BrainStored) -> None:
+        """A `brain_states` row, unless a resent batch wrote it already."""
+        agent_id = context.phase(record).agents.get(record.agent)
+        if agent_id is None:
+            raise RequestRejected(context.unknown(record, "agent", record.agent))
+        table = schema.brain_states
+        values = {
+            "walltime": to_datetime(record.walltime),
+            "tag": record.tag,
+            "path": record.path,
+            "phase": record.phase,
+            "agent_id": agent_id,
+        }
+        exists = sa.select(table.c.id).where(
+            *(table.c[key] == value if value is not None else table.c[key].is_(None)
+              for key, value in values.items())
+        )  # fmt: skip
+        if context.connection.execute(exists).first() is None:
+            context.connection.execute(sa.insert(table).values(values))
 
     def _write_episodes_ended(self, context: BatchContext, records: list[EpisodeEnded]) -> None:
         table = schema.experiment_run_episodes

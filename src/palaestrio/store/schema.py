@@ -15,8 +15,8 @@ no data for are left out. Additions (palaestrAI lacks them):
   episode Y in order".
 - `muscle_actions`: `terminated`/`truncated` as in palaestrAI 3.5.18 (NULL: the
   environments did not distinguish them).
-- `brain_states`: like palaestrAI's, but the dump itself is a file in the run's
-  directory (`path`, relative to the store's run directory); `state` stays NULL.
+- `brain_states`: like palaestrAI's, but the dump itself is a file (`path`, absolute;
+  see `palaestrio.simulation.brains`); `state` stays NULL.
   `phase`/`worker` say which phase's brain it is (`tag` as palaestrAI writes it).
 - `palaestrio_schema`: the schema version.
 - `palaestrio_executors`: the executors that own runs (see `palaestrio.store.ownership`),

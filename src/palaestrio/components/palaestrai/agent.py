@@ -96,7 +96,6 @@ class BrainAdapter(Brain):
         self.isolated = Isolated()
         self.last_done: dict[str, bool] = {}
         self._memory = _BrainMemory(self)
-        self.dumpers: list[Any] = []
 
     def setup(self) -> None:
         inner = self.inner
@@ -105,10 +104,8 @@ class BrainAdapter(Brain):
         inner.sensors = convert.to_palaestrai_sensors(self.sensors)
         inner.actuators = convert.to_palaestrai_actuators(self.actuators)
         inner.mode = PMode[self.mode.name]
-        inner._dumpers = self.dumpers
+        inner._dumpers = [] if self.dumper is None else [self.dumper]
         with self.isolated:
-            if self.dumpers:
-                inner.try_load_brain_dump()
             inner.setup()
         inner._memory = PMemory()
 
@@ -125,6 +122,12 @@ class BrainAdapter(Brain):
         with self.isolated:
             self.inner.store()
 
+    def load(self) -> None:
+        """palaestrAI's `try_load_brain_dump` (before `setup`, as palaestrAI calls it)."""
+        self.inner._dumpers = [] if self.dumper is None else [self.dumper]
+        with self.isolated:
+            self.inner.try_load_brain_dump()
+
 
 class MuscleAdapter(Muscle):
     propose_at_episode_end = True
@@ -135,8 +138,11 @@ class MuscleAdapter(Muscle):
         inner._uid = name
         self.isolated = Isolated()
         self._actuators: dict[str, Any] = {}
+        self.dumper: Any = None
+        """The brain's dumper: palaestrAI muscles load models from it."""
 
     def setup(self) -> None:
+        self.inner._model_loaders = [] if self.dumper is None else [self.dumper]
         self.inner._mode = PMode.TRAIN  # as palaestrAI: setup in TRAIN even when testing
         with self.isolated:
             self.inner.setup()
