@@ -11,6 +11,9 @@ from .schema import build_run
 from .yamltree import parse
 
 _SUFFIXES = (".yml", ".yaml")
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""Larger experiment files are refused before they are parsed: run files are a few KiB,
+and data belongs in files a component reads, not in parameters."""
 
 
 def load_experiment_runs(path: str | os.PathLike[str]) -> list[ExperimentRun]:
@@ -35,6 +38,10 @@ def load_experiment_runs(path: str | os.PathLike[str]) -> list[ExperimentRun]:
     problems: list[Problem] = []
     for file in files:
         try:
+            size = file.stat().st_size
+            if size > MAX_FILE_BYTES:
+                problems.append(Problem(str(file), "", None, _too_large(size)))
+                continue
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else str(error)
@@ -52,6 +59,9 @@ def load_experiment_runs(path: str | os.PathLike[str]) -> list[ExperimentRun]:
 def load_experiment_run_text(text: str, source: str = "<text>") -> ExperimentRun:
     """The run in `text` (YAML); `source` names it in problems, `text` becomes the
     run's `document`. Raises `ExperimentFileError` like `load_experiment_runs`."""
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_FILE_BYTES:
+        raise ExperimentFileError([Problem(source, "", None, _too_large(size))])
     run, problems = _load(text, source, None)
     if problems:
         raise ExperimentFileError(problems)
@@ -69,3 +79,10 @@ def _load(text: str, source: str, path: str | None) -> tuple[ExperimentRun | Non
     run, found = build_run(root, source, path, text)
     problems.extend(found)
     return (run if not problems else None), problems
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the file has {size / 2**20:.1f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB "
+        "an experiment file may have (put large data in a file a component reads)"
+    )

@@ -3,6 +3,11 @@
 Every value carries the dotted place it was written at ("schedule[0].phase_0.seed") and
 its line, so that a problem found after cascading still points at what the user wrote.
 Duplicate keys, which PyYAML silently resolves to the last one, are problems here.
+
+Hostile or careless input is bounded: aliases are expanded into at most `MAX_NODES`
+values (a 500-byte "billion laughs" file would otherwise take gigabytes), a recursive
+alias and a tag YAML's safe schema does not know (``!!python/object``) are problems
+with their place and line, never a traceback or silently plain data.
 """
 
 from __future__ import annotations
@@ -15,6 +20,14 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SAFE_TAG_PREFIX = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+MAX_NODES = 100_000
+"""Values a file may hold after aliases are expanded (real run files hold hundreds)."""
+
+
+class _TooLarge(Exception):
+    """Raised out of the recursion once the node budget is spent."""
 
 
 class Node:
@@ -63,7 +76,10 @@ def parse(text: str) -> tuple[Node | None, list[YamlProblem]]:
     if root is None:
         return None, []
     builder = _Builder()
-    tree = builder.build(root, "", root.start_mark.line + 1)
+    try:
+        tree = builder.build(root, "", root.start_mark.line + 1)
+    except _TooLarge as error:
+        return None, [*builder.problems, *error.args]
     return tree, builder.problems
 
 
@@ -71,18 +87,47 @@ class _Builder:
     def __init__(self) -> None:
         self.problems: list[YamlProblem] = []
         self._constructor = SafeConstructor()
+        self._budget = MAX_NODES
+        self._open: set[int] = set()
+        """Collections being built: meeting one again is a recursive alias."""
 
     def build(self, node: yaml.Node, place: str, line: int) -> Node:
-        if isinstance(node, MappingNode):
-            return self._mapping(node, place, line)
-        if isinstance(node, SequenceNode):
+        self._budget -= 1
+        if self._budget < 0:
+            raise _TooLarge(
+                YamlProblem(
+                    place,
+                    line,
+                    f"more than {MAX_NODES:,} values once aliases are expanded "
+                    "(an alias bomb?): refused",
+                )
+            )
+        if not isinstance(node, MappingNode | SequenceNode):
+            return self._scalar(node, place, line)
+        if node.tag not in _PLAIN_TAGS:
+            self.problems.append(YamlProblem(place, line, f"unsupported YAML tag {node.tag!r}"))
+            return Node(None, place, line)
+        if id(node) in self._open:
+            self.problems.append(YamlProblem(place, line, "a recursive alias (refers to itself)"))
+            return Node(None, place, line)
+        self._open.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, place, line)
             items = Node([], place, line)
             for index, item in enumerate(node.value):
                 items.value.append(
                     self.build(item, items.child_place(index), item.start_mark.line + 1)
                 )
             return items
+        finally:
+            self._open.discard(id(node))
+
+    def _scalar(self, node: yaml.Node, place: str, line: int) -> Node:
         assert isinstance(node, ScalarNode)
+        if not node.tag.startswith(_SAFE_TAG_PREFIX) or "python/" in node.tag:
+            self.problems.append(YamlProblem(place, line, f"unsupported YAML tag {node.tag!r}"))
+            return Node(None, place, line)
         try:
             value = self._constructor.construct_object(node, deep=True)
         except yaml.YAMLError as error:
