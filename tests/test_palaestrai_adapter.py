@@ -121,7 +121,13 @@ def test_palaestrai_dummies_through_experiment_start(tmp_path: Path) -> None:
         rows: list[Any] = connection.execute(
             "SELECT objective, rewards, done, terminated FROM muscle_actions ORDER BY id"
         ).fetchall()
+        dumps = connection.execute("SELECT phase, tag, path FROM brain_states").fetchall()
     assert status == "finished"
+    # DummyBrain stores at each episode's end and, once per muscle and once more, at the
+    # phase's end: all into palaestrAI's file, under ./_outputs.
+    path = tmp_path / "_outputs" / "brains" / "palaestrai-dummies" / "0" / "mighty_defender.bin"
+    assert dumps == [(0, None, str(path))] * 4
+    assert path.exists()
     assert len(rows) == 20
     assert sum(done for _, _, done, _ in rows) == 2
     assert {terminated for *_, terminated in rows} == {None}
@@ -230,3 +236,20 @@ async def test_terminated_and_truncated_aggregate_over_environments(
     await run_in_process(load_experiment_run_text(_semantics_run(other)), sink, data_path=tmp_path)
     actions = [r for r in sink.records if isinstance(r, MuscleAction) and r.agent == "bb"]
     assert [(a.terminated, a.truncated) for a in actions][8:10] == [(False, False), last]
+
+
+async def test_a_palaestrai_brain_loads_the_previous_phase_dump(tmp_path: Path) -> None:
+    """palaestrAI's DummyBrain stores through the dumper (its own `store()` code) and, in
+    the test phase, loads what it stored (`try_load_brain_dump` -> `load()`)."""
+    _reset_observations()
+    text = RUN.replace("OBJECTIVE", "DummyObjective").replace(
+        "palaestrai_renamed:DummyBrain", "palaestrai_renamed:SeeingBrain"
+    )
+    text = text.replace(
+        "run_config:", "  - phase_1:\n      phase_config: {mode: test, episodes: 1}\nrun_config:"
+    )
+    await run_in_process(load_experiment_run_text(text), ListSink(), data_path=tmp_path)
+    dumped = (tmp_path / "brains" / "palaestrai-dummies" / "0" / "mighty_defender.bin").read_bytes()
+    stored_value = int.from_bytes(dumped, sys.byteorder)
+    assert stored_value > 0
+    assert palaestrai_renamed.SeeingBrain.loaded == [("mighty_defender", stored_value)]

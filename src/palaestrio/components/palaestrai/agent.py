@@ -97,7 +97,8 @@ class BrainAdapter(Brain):
         self.last_done: dict[str, bool] = {}
         self._memory = _BrainMemory(self)
 
-    def setup(self) -> None:
+    def _prepare(self) -> None:
+        """What palaestrAI sets before loading a dump and `setup()`."""
         inner = self.inner
         inner._seed = self.seed
         inner._name = self.name
@@ -105,9 +106,12 @@ class BrainAdapter(Brain):
         inner.actuators = convert.to_palaestrai_actuators(self.actuators)
         inner.mode = PMode[self.mode.name]
         inner._dumpers = [] if self.dumper is None else [self.dumper]
+
+    def setup(self) -> None:
+        self._prepare()
         with self.isolated:
-            inner.setup()
-        inner._memory = PMemory()
+            self.inner.setup()
+        self.inner._memory = PMemory()
 
     def thinking(self, muscle_id: str, data_from_muscle: Any) -> Any:
         inner = self.inner
@@ -124,7 +128,7 @@ class BrainAdapter(Brain):
 
     def load(self) -> None:
         """palaestrAI's `try_load_brain_dump` (before `setup`, as palaestrAI calls it)."""
-        self.inner._dumpers = [] if self.dumper is None else [self.dumper]
+        self._prepare()
         with self.isolated:
             self.inner.try_load_brain_dump()
 
