@@ -60,8 +60,8 @@ def test_live_rows_show_phase_episode_step_rate_status_elapsed() -> None:
     assert "phase_test (2/2)" in text
     cells = next(line.split() for line in text.splitlines() if "phase_test" in line)
     after_phase = cells[cells.index("(2/2)") + 1 :]
-    # episode 2 of 2, step 7, steps/s, status, elapsed
-    assert after_phase[:2] == ["2/2", "7"]
+    # episode 2 of 2, steps 37 of 50 (74 %), steps/s, eta, status, elapsed
+    assert after_phase[:3] == ["2/2", "37/50", "74%"]
     assert after_phase[-3:] == ["running", "2.0", "s"]
 
     failing.status = RunStatus.RUNNING

@@ -24,7 +24,7 @@ from palaestrio.status import RunStatus
 from palaestrio.store.errors import StoreError
 
 from .group import EXIT_CODES, EXIT_FAILED, Options, cli, paths_argument, store_option
-from .live import LiveProgress, PlainProgress, Progress
+from .live import PLAIN_INTERVAL, LiveProgress, PlainProgress, Progress
 from .logs import logging_to
 from .output import format_seconds, instance_id, seconds_between, stdout_console, table
 
@@ -46,6 +46,14 @@ log = logging.getLogger("palaestrio.cli")
 )
 @store_option
 @click.option("--plain", is_flag=True, help="Plain lines instead of the live table.")
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=0),
+    default=PLAIN_INTERVAL,
+    show_default=True,
+    metavar="SECONDS",
+    help="Plain output: a progress line per running run this often (0: none).",
+)
 @click.pass_context
 def experiment_start(
     ctx: click.Context,
@@ -53,6 +61,7 @@ def experiment_start(
     parallel: int | None,
     store_uri: str | None,
     plain: bool,
+    progress_interval: float,
 ) -> None:
     """Run every experiment run file given (a directory: each *.yml/*.yaml in it)."""
     options: Options = ctx.obj
@@ -61,7 +70,7 @@ def experiment_start(
     _check_store_uri(config.store_uri)
     console = stdout_console()
     live = console.is_terminal and not plain
-    view: Progress = LiveProgress(console) if live else PlainProgress(sys.stdout)
+    view: Progress = LiveProgress(console) if live else PlainProgress(sys.stdout, progress_interval)
     import trio
 
     with logging_to(config.logging, options.level(), console if live else None):
@@ -72,7 +81,7 @@ def experiment_start(
     if state.name in EXIT_CODES:
         # Everything is down: a late ^C must not turn the exit status into "killed".
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _print_summary(console, config.store_uri, infos)
+    _print_summary(console, config.store_uri, infos, view.reported)
     if state.name in EXIT_CODES:
         ctx.exit(EXIT_CODES[state.name])
     ctx.exit(0 if all(info.status == RunStatus.FINISHED for info in infos) else EXIT_FAILED)
@@ -129,10 +138,13 @@ def _check_store_uri(uri: str) -> None:
 
 
 def _print_summary(
-    console: Console, store_uri: str, infos: list[ExperimentRunRuntimeInformation]
+    console: Console,
+    store_uri: str,
+    infos: list[ExperimentRunRuntimeInformation],
+    reported: set[str],
 ) -> None:
     """The runs of this invocation as the store has them (the executor's view if the
-    store cannot be read)."""
+    store cannot be read), and why runs failed unless `reported` (printed already)."""
     from palaestrio.store import list_runs, open_database
     from palaestrio.store.engine import describe
 
@@ -172,7 +184,7 @@ def _print_summary(
             str(steps),
             "-" if wall is None else format_seconds(wall),
         )
-        if status != RunStatus.FINISHED and reason:
+        if status != RunStatus.FINISHED and reason and info.instance_uid not in reported:
             problems.append(f"{info.experiment_run.uid} ({info.instance_uid}) {status}: {reason}")
     console.print(summary_table)
     console.print(f"store: {describe(store_uri)}", markup=False)

@@ -20,6 +20,7 @@ from .environment import Environment as Environment
 from .environment import EnvironmentBaseline as EnvironmentBaseline
 from .environment import EnvironmentState as EnvironmentState
 from .environment import EnvironmentStateTransformer as EnvironmentStateTransformer
+from .environment import KnownIds as KnownIds
 from .environment import Reward as Reward
 from .information import ActuatorInformation as ActuatorInformation
 from .information import RewardInformation as RewardInformation

@@ -9,7 +9,7 @@ function or a coroutine function.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import msgspec
@@ -42,6 +42,13 @@ class EnvironmentState(msgspec.Struct, gc=False):
     simtime: Any = None
 
 
+class KnownIds(msgspec.Struct, frozen=True):
+    """What `Environment.known_ids` returns: local sensor and actuator ids."""
+
+    sensors: frozenset[str]
+    actuators: frozenset[str]
+
+
 class Environment(ABC):
     """Base class of environments.
 
@@ -57,6 +64,13 @@ class Environment(ABC):
     def __init__(self, uid: str, seed: int) -> None:
         self.uid = uid
         self.seed = seed
+
+    @classmethod
+    def known_ids(cls, params: Mapping[str, Any]) -> KnownIds | None:
+        """The sensor and actuator ids (local, without the uid) an environment built with
+        `params` will offer, if it can tell without running; None (default): it cannot.
+        `experiment-check-syntax` then refuses agents' ids that are not among them."""
+        return None
 
     @abstractmethod
     def start_environment(self) -> EnvironmentBaseline | Awaitable[EnvironmentBaseline]:

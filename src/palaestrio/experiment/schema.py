@@ -26,6 +26,7 @@ from .checks import (
     check_string,
     merge_nodes,
 )
+from .component_ids import KnownIds, check_known, known_ids
 from .errors import ExperimentFileWarning, Problem
 from .model import ExperimentRun, PhaseSpec
 from .yamltree import Node
@@ -166,7 +167,8 @@ def _phase(node: Node, name: str, index: int, check: Check) -> PhaseSpec | None:
     if fields is None or not fields.keys() >= _PHASE_KEYS:
         return None
     environments = _environments(fields["environments"], check)
-    agents = _agents(fields["agents"], _written_uids(fields["environments"]), name, check)
+    known = known_ids(environments, check)
+    agents = _agents(fields["agents"], _written_uids(fields["environments"]), known, name, check)
     simulation = _simulation(fields["simulation"], check)
     config = _phase_config(fields["phase_config"], hint, check)
     if environments is None or agents is None or simulation is None or config is None:
@@ -246,7 +248,7 @@ def _optional_component(
 
 
 def _agents(
-    node: Node, environment_uids: list[str] | None, phase: str, check: Check
+    node: Node, environment_uids: list[str] | None, known: KnownIds, phase: str, check: Check
 ) -> list[AgentSpec] | None:
     entries = check_list(node, check)
     if entries is None:
@@ -273,7 +275,9 @@ def _agents(
             for key in ("brain", "muscle", "objective")
         ]
         ids = [
-            _ids(fields[key], key[:-1], environment_uids, phase, check) if key in fields else None
+            _ids(fields[key], key[:-1], (environment_uids, known), phase, check)
+            if key in fields
+            else None
             for key in ("sensors", "actuators")
         ]
         replay_fine = "replay" not in fields or check_replay(fields["replay"], check)
@@ -291,8 +295,13 @@ def _agents(
 
 
 def _ids(
-    node: Node, what: str, environment_uids: list[str] | None, phase: str, check: Check
+    node: Node,
+    what: str,
+    environments: tuple[list[str] | None, KnownIds],
+    phase: str,
+    check: Check,
 ) -> list[str] | None:
+    environment_uids, known = environments
     entries = check_list(node, check, non_empty=False)
     if entries is None:
         return None
@@ -311,6 +320,8 @@ def _ids(
                 f"{what} {value!r} belongs to no environment of phase {phase!r}; ids are "
                 f"'<environment uid>.<id>' with uids {', '.join(map(repr, environment_uids))}",
             )
+        else:
+            check_known(entry, value, what, known, check)
         ids.append(value)
     return ids
 

@@ -120,7 +120,8 @@ async def execute(
             try:
                 summary = await run_in_process(run, tap, stop=inbox.stop)
             except ComponentError as error:
-                log.error("%s", error)
+                # The report carries it to the executor, which shows it: said once.
+                log.info("run failed: %s", error)
                 status, reason = RunStatus.ERROR, str(error)
             else:
                 if summary.stopped:

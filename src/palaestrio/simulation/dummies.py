@@ -9,12 +9,17 @@ slow to build; values and spaces are the same as palaestrAI's).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from math import floor
 from typing import TYPE_CHECKING, Any
 
 from ..components.agent import Brain, Memory, Muscle, Objective
-from ..components.environment import Environment, EnvironmentBaseline, EnvironmentState
+from ..components.environment import (
+    Environment,
+    EnvironmentBaseline,
+    EnvironmentState,
+    KnownIds,
+)
 from ..components.information import ActuatorInformation, RewardInformation, SensorInformation
 
 if TYPE_CHECKING:
@@ -32,6 +37,11 @@ class DummyEnvironment(Environment):
     Continuous: actuators are `Box(0, 10, shape=())`, sensors `Box(0, 2, shape=())`
     reading a random 0 or 1. Actuator values do not influence anything.
     """
+
+    @classmethod
+    def known_ids(cls, params: Mapping[str, Any]) -> KnownIds:
+        ids = frozenset(str(index) for index in range(SENSOR_COUNT))
+        return KnownIds(sensors=ids, actuators=frozenset(str(i) for i in range(ACTUATOR_COUNT)))
 
     def __init__(self, uid: str, seed: int, discrete: bool = True, max_iter: int = 10) -> None:
         super().__init__(uid, seed)
