@@ -35,7 +35,8 @@ from sqlalchemy.dialects import postgresql
 from palaestrio.status import RunStatus
 
 SCHEMA_VERSION = 3
-"""Bump on any change to the tables below; a database of another version is refused.
+"""Bump on any change to the tables below, with a migration revision for it (see
+`palaestrio.store.migrations`); a database of another version is refused.
 
 2: `palaestrio_executors` and `experiment_run_instances.executor_id` (run ownership).
 3: `brain_states`; `muscle_actions.terminated`/`truncated`.
