@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -224,13 +224,16 @@ class FailingSecondLaunch(LocalLauncher):
         self,
         argv: Sequence[str],
         *,
+        env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
     ) -> ChildExit:
         self.launches += 1
         if self.launches == 2:
             raise OSError(24, "Too many open files (test)")
-        return await super().run(argv, on_output_line=on_output_line, task_status=task_status)
+        return await super().run(
+            argv, env=env, on_output_line=on_output_line, task_status=task_status
+        )
 
 
 async def test_a_launcher_error_fails_only_its_run(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from typing import Final, cast, final
 import trio
 import zmq
 
+from palaestrio import curve
+
 __all__ = ["Socket", "new_socket", "open_socket", "shared_context"]
 
 
@@ -54,7 +56,11 @@ class Socket:
         return self.raw.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def connect(self, endpoint: str) -> None:
+        """Connects; with CURVE keys when some are registered for `endpoint`."""
         self._check_open()
+        keys = curve.client_keys(endpoint)
+        if keys is not None:
+            keys.apply(self.raw)
         self.raw.connect(endpoint)
 
     # -- I/O -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ import setproctitle
 import trio
 
 from palaestrio import messages
+from palaestrio.curve import CurveServer, is_loopback, is_tcp
 from palaestrio.errors import collapsed_groups
 from palaestrio.executor.errors import ExecutorError, ExecutorInterrupted, UnknownRunError
 from palaestrio.executor.launch import Launcher, LocalLauncher
@@ -49,6 +50,10 @@ class Executor:
     Use `open_executor` in trio code, or `schedule(...)` then ``await execute()``.
     Timing keywords (``cancel_grace``, ``term_grace``, ``start_timeout``, heartbeats,
     ``governor_log_level``) override the fields of `options`.
+
+    ``curve``: CURVE on the broker (default: on for TCP that is not loopback); with
+    it off, plain TCP on a non-loopback interface needs ``insecure=True``. A governor
+    whose heartbeats stop is `error` with reason ``governor lost``.
     """
 
     def __init__(
@@ -61,6 +66,8 @@ class Executor:
         launcher: Launcher | None = None,
         on_update: UpdateCallback | None = None,
         options: ExecutorOptions | None = None,
+        curve: bool | None = None,
+        insecure: bool = False,
         **timing: float | int | str,
     ) -> None:
         if parallel_runs < 1:
@@ -68,6 +75,12 @@ class Executor:
         self.parallel_runs = parallel_runs
         self.store_uri = store_uri
         self.broker_uri = broker_uri
+        # CURVE by default where other machines could reach the broker (tcp, not
+        # loopback); ipc is guarded by file permissions.
+        if curve is None:
+            curve = broker_uri is not None and is_tcp(broker_uri) and not is_loopback(broker_uri)
+        self.curve_server = CurveServer.generate() if curve else None
+        self.insecure = insecure
         self.handle_signals = handle_signals
         self.options = _with_timing(options or ExecutorOptions(), timing)
         self.launcher: Launcher = launcher or LocalLauncher(
@@ -171,6 +184,9 @@ class Executor:
             executor_id=self.executor_id,
             options=self.options,
             on_governor_event=self._on_governor_event,
+            curve_server=self.curve_server,
+            insecure=self.insecure,
+            on_worker_expired=self._on_worker_expired,
         ) as services:
             self._services = services
             book = self._book = StatusBook(services.client, self.on_update)
@@ -183,6 +199,7 @@ class Executor:
                 book,
                 self.options,
                 on_cancelled=self._bound_services,
+                curve_server=self.curve_server,
             )
             try:
                 async with trio.open_nursery() as runs:
@@ -223,6 +240,14 @@ class Executor:
                 slot.child.kill_now()
 
     # -- what governors tell us -----------------------------------------------------
+
+    def _on_worker_expired(self, service: bytes) -> None:
+        governor_id = service.removeprefix(messages.governor_service("").encode()).decode()
+        for slot in self._slots:
+            child = slot.child
+            if slot.info.run_governor_id == governor_id and child and not child.exited.is_set():
+                log.warning("run %s: its RunGovernor went silent", slot.info.instance_uid)
+                slot.lost.set()
 
     async def _on_governor_event(self, frames: list[bytes]) -> list[bytes]:
         try:

@@ -47,6 +47,8 @@ class ChildExit:
     returncode: int
     output_tail: str
     """The last few KiB the child wrote to stdout/stderr."""
+    engine_reason: str | None = None
+    """What the engine that placed the child says happened (Slurm's NODE_FAIL, ...)."""
 
     def describe(self) -> str:
         if self.returncode < 0:
@@ -82,10 +84,14 @@ class Launcher(Protocol):
         self,
         argv: Sequence[str],
         *,
+        env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
     ) -> ChildExit:
         """Runs `argv` to its end; reports the `Child` once it is started.
+
+        `env`: variables the child gets on top of the launcher's environment (secrets
+        such as CURVE keys go here, never into `argv`).
 
         Cancelling the call stops the child (and everything it started) before it
         returns or raises; `Child.exit` is set either way.
@@ -145,17 +151,19 @@ class LocalLauncher:
         self,
         argv: Sequence[str],
         *,
+        env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
     ) -> ChildExit:
         mark = f"{LAUNCH_MARK_VARIABLE}={uuid.uuid4().hex}"
         lifeline_read, lifeline_write = os.pipe()
-        env = dict(os.environ if self.env is None else self.env)
-        env[proctree.LIFELINE_VARIABLE] = str(lifeline_read)
-        env[LAUNCH_MARK_VARIABLE] = mark.partition("=")[2]
+        child_env = dict(os.environ if self.env is None else self.env)
+        child_env.update(env or {})
+        child_env[proctree.LIFELINE_VARIABLE] = str(lifeline_read)
+        child_env[LAUNCH_MARK_VARIABLE] = mark.partition("=")[2]
         try:
             with _SUBREAPER.held():
-                return await self._run(argv, env, lifeline_read, on_output_line, task_status)
+                return await self._run(argv, child_env, lifeline_read, on_output_line, task_status)
         finally:
             os.close(lifeline_write)  # only now: the child lived as long as we held it
             for orphan in proctree.orphans_marked(mark.encode()):

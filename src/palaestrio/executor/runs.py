@@ -67,6 +67,9 @@ class RunSlot:
     failure: str | None = None
     """Why supervising the run failed (a launcher or transport error), one line."""
     ended: trio.Event = field(default_factory=trio.Event)
+    lost: trio.Event = field(default_factory=trio.Event)
+    """Set when the broker forgot the governor's worker: silent for interval × liveness
+    (its machine is gone, or it hangs); the failure detector for every launcher."""
 
     def matches(self, run_id: str) -> bool:
         return run_id in (self.info.instance_uid, self.info.experiment_run.uid)

@@ -9,14 +9,15 @@ cancelled outright once the runs are over.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import trio
 
-from palaestrio import messages
+from palaestrio import curve, messages
+from palaestrio.curve import CurveServer
 from palaestrio.executor.options import ExecutorOptions
 from palaestrio.mdp import broker
 from palaestrio.mdp.client import Client, open_client
@@ -57,6 +58,9 @@ async def open_services(
     executor_id: str,
     options: ExecutorOptions,
     on_governor_event: Handler,
+    curve_server: CurveServer | None = None,
+    insecure: bool = False,
+    on_worker_expired: Callable[[bytes], None] | None = None,
 ) -> AsyncIterator[Services]:
     interval, liveness = options.heartbeat_interval, options.heartbeat_liveness
     shield = BoundedShield()
@@ -65,40 +69,47 @@ async def open_services(
         # every service; releasing the shield is what ends them.
         nursery: trio.Nursery = await outer.start(_shielded_nursery, shield)
         try:
-            endpoint = await nursery.start(
-                partial(
-                    broker.serve,
-                    broker_uri,
-                    heartbeat_interval=interval,
-                    heartbeat_liveness=liveness,
+            with ExitStack() as stack:
+                endpoint = await nursery.start(
+                    partial(
+                        broker.serve,
+                        broker_uri,
+                        heartbeat_interval=interval,
+                        heartbeat_liveness=liveness,
+                        curve_server=curve_server,
+                        insecure=insecure,
+                        on_worker_expired=on_worker_expired,
+                    )
                 )
-            )
-            # The store opens (an embedded SQLite file is created) before any run
-            # starts: a bad URI or an unreachable database fails here, clearly.
-            await nursery.start(
-                partial(
-                    store_service.serve,
-                    store_uri,
-                    endpoint,
-                    create=store_uri.startswith("sqlite"),
-                    executor_id=executor_id,
-                    lease_seconds=options.lease_seconds,
-                    heartbeat_interval=interval,
-                    heartbeat_liveness=liveness,
-                )
-            )
-            async with open_client(endpoint) as client:
+                if curve_server is not None:
+                    # This process's own sockets (store, client, executor service) too.
+                    stack.enter_context(curve.registered(endpoint, curve_server.admit()))
+                # The store opens (an embedded SQLite file is created) before any run
+                # starts: a bad URI or an unreachable database fails here, clearly.
                 await nursery.start(
                     partial(
-                        serve_worker,
+                        store_service.serve,
+                        store_uri,
                         endpoint,
-                        messages.EXECUTOR_SERVICE,
-                        on_governor_event,
+                        create=store_uri.startswith("sqlite"),
+                        executor_id=executor_id,
+                        lease_seconds=options.lease_seconds,
                         heartbeat_interval=interval,
                         heartbeat_liveness=liveness,
                     )
                 )
-                yield Services(endpoint, client, shield, nursery)
+                async with open_client(endpoint) as client:
+                    await nursery.start(
+                        partial(
+                            serve_worker,
+                            endpoint,
+                            messages.EXECUTOR_SERVICE,
+                            on_governor_event,
+                            heartbeat_interval=interval,
+                            heartbeat_liveness=liveness,
+                        )
+                    )
+                    yield Services(endpoint, client, shield, nursery)
         finally:
             shield.release()
 

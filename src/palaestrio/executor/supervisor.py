@@ -24,6 +24,7 @@ import msgspec
 import trio
 
 from palaestrio import messages
+from palaestrio.curve import CurveServer
 from palaestrio.errors import single_error
 from palaestrio.executor.launch import Child, ChildExit, Launcher
 from palaestrio.executor.options import ExecutorOptions
@@ -47,6 +48,8 @@ class RunContext:
     options: ExecutorOptions
     on_cancelled: Callable[[], None]
     """Called when outside cancellation reaches a run (bounds the services' shield)."""
+    curve_server: CurveServer | None = None
+    """With it, each governor gets a CURVE key pair of its own, revoked when it ends."""
 
 
 async def supervise(slot: RunSlot, context: RunContext) -> None:
@@ -102,6 +105,7 @@ def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[
 
 async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) -> ChildExit:
     argv = governor_argv(context, slot, governor_id)
+    keys = context.curve_server.admit() if context.curve_server is not None else None
     # Shielded from outside cancellation: the governor gets the graceful way first,
     # then this scope is cancelled and the launcher's kill path runs.
     kill_scope = trio.CancelScope(shield=True)
@@ -110,37 +114,68 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
         with kill_scope:
             await context.launcher.run(
                 argv,
+                env=keys.environment() if keys is not None else None,
                 on_output_line=partial(forward_governor_line, slot.info.experiment_run.uid),
                 task_status=task_status,
             )
 
-    async with trio.open_nursery() as nursery:
-        child: Child = await nursery.start(launch)
-        slot.child = child
-        slot.info.pid = child.pid
-        started = False
-        try:
-            with slot.scope:
-                started = await _start(slot, context, child, governor_id)
-                if started:
-                    # Started even if cancelled while storing it: the graceful way.
-                    await context.book.running(slot)
-                    await child.exited.wait()
-        except trio.Cancelled:
-            if slot.cancel_reason is None:
-                slot.cancel_reason = "the executor was cancelled"
-            context.on_cancelled()
-            raise
-        finally:
-            if started and not child.exited.is_set():
-                with trio.move_on_after(context.options.cancel_grace, shield=True):
-                    reason = slot.cancel_reason or "cancelled"
-                    request = messages.ExperimentRunShutdownRequest(slot.info.instance_uid, reason)
-                    await _ask(context.client, slot, child, governor_id, request)
-                    await child.exited.wait()
-            kill_scope.cancel()  # a no-op once the governor has exited
+    try:
+        async with trio.open_nursery() as nursery:
+            child: Child = await nursery.start(launch)
+            try:
+                await _supervise_child(slot, context, child, governor_id)
+            finally:
+                kill_scope.cancel()  # a no-op once the governor has exited
+    finally:
+        if keys is not None and context.curve_server is not None:
+            context.curve_server.revoke(keys)
     assert child.exit is not None
     return child.exit
+
+
+async def _supervise_child(
+    slot: RunSlot, context: RunContext, child: Child, governor_id: str
+) -> None:
+    """Starts the governor and waits for its end; stops it gracefully when cancelled."""
+    slot.child = child
+    slot.info.pid = child.pid
+    started = False
+    try:
+        with slot.scope:
+            started = await _start(slot, context, child, governor_id)
+            if started:
+                # Started even if cancelled while storing it: the graceful way.
+                await context.book.running(slot)
+                await _gone(slot, child)
+    except trio.Cancelled:
+        if slot.cancel_reason is None:
+            slot.cancel_reason = "the executor was cancelled"
+        context.on_cancelled()
+        raise
+    finally:
+        if slot.lost.is_set() and not child.exited.is_set():
+            # Nobody to ask: straight to the launcher's kill path.
+            options = context.options
+            silence = options.heartbeat_interval * options.heartbeat_liveness
+            slot.failure = f"governor lost (silent for {silence:g} s)"
+        elif started and not child.exited.is_set():
+            with trio.move_on_after(context.options.cancel_grace, shield=True):
+                reason = slot.cancel_reason or "cancelled"
+                request = messages.ExperimentRunShutdownRequest(slot.info.instance_uid, reason)
+                await _ask(context.client, slot, child, governor_id, request)
+                await child.exited.wait()
+
+
+async def _gone(slot: RunSlot, child: Child) -> None:
+    """Returns once the governor's process has exited or its heartbeats stopped."""
+    async with trio.open_nursery() as race:
+        for event in (child.exited, slot.lost):
+            race.start_soon(_set_then_cancel, event, race.cancel_scope)
+
+
+async def _set_then_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 async def _ask(
@@ -166,7 +201,7 @@ async def _ask(
             race.cancel_scope.cancel()
 
         async def watch_exit() -> None:
-            await child.exited.wait()
+            await _gone(slot, child)
             race.cancel_scope.cancel()
 
         race.start_soon(ask)
@@ -186,7 +221,7 @@ async def _start(slot: RunSlot, context: RunContext, child: Child, governor_id: 
         return True
     if isinstance(response, messages.ExperimentRunStartResponse):
         info.reason = f"the RunGovernor refused to start: {response.error}"
-    elif not child.exited.is_set() and info.reason is None:
+    elif not child.exited.is_set() and not slot.lost.is_set() and info.reason is None:
         info.reason = f"the RunGovernor did not answer within {timeout:g} s"
     return False
 
@@ -206,6 +241,11 @@ def outcome(slot: RunSlot, exit_: ChildExit | None) -> tuple[RunStatus, str | No
             reason += f" (RunGovernor {exit_.describe()})"
         return RunStatus.CANCELLED, reason
     reason = slot.failure or info.reason or "the RunGovernor ended without reporting a final status"
+    if slot.lost.is_set():
+        # How the launcher then killed it says nothing; the engine's reason may.
+        if exit_ is not None and exit_.engine_reason:
+            reason += f"; {exit_.engine_reason}"
+        return RunStatus.ERROR, reason
     if exit_ is not None:
         reason += f"; RunGovernor {exit_.describe()}"
         if exit_.output_tail.strip():

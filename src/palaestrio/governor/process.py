@@ -11,7 +11,7 @@ from functools import partial
 import setproctitle
 import trio
 
-from palaestrio import proctree
+from palaestrio import curve, proctree
 from palaestrio.errors import collapsed_groups
 from palaestrio.governor import lifeline
 from palaestrio.governor.run import serve_run
@@ -33,6 +33,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    # CURVE keys come in the environment (argv is public) and leave it at once: the
+    # simulation's processes must not inherit them.
+    curve.register_from_environment(args.broker)
     lifeline.hold(os.environ.get(proctree.LIFELINE_VARIABLE))
     # The executor sets SPT_NOENV: the title then leaves /proc/PID/environ readable.
     setproctitle.setproctitle(f"palaestrio[governor:{args.run_uid}]")

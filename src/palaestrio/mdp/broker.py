@@ -16,14 +16,17 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import trio
 import zmq
 
+from palaestrio import curve
+from palaestrio.curve import CurveServer
 from palaestrio.mdp import protocol as mdp
 from palaestrio.mdp.broker_core import DEFAULT_MAX_WAITING_REQUESTS, BrokerCore
+from palaestrio.mdp.zap import ZAP_ENDPOINT, serve_zap
 from palaestrio.zmq_trio import Socket, open_socket
 
 __all__ = ["DEFAULT_MAX_WAITING_REQUESTS", "main", "private_ipc_endpoint", "serve"]
@@ -67,6 +70,9 @@ async def serve(
     heartbeat_interval: float = mdp.DEFAULT_HEARTBEAT_INTERVAL,
     heartbeat_liveness: int = mdp.DEFAULT_HEARTBEAT_LIVENESS,
     max_waiting_requests: int = DEFAULT_MAX_WAITING_REQUESTS,
+    curve_server: CurveServer | None = None,
+    insecure: bool = False,
+    on_worker_expired: Callable[[bytes], None] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Runs a broker until cancelled; reports the bound endpoint once it is bound.
@@ -74,19 +80,55 @@ async def serve(
     Args:
         bind: endpoint to bind, e.g. ``tcp://127.0.0.1:*`` (a free port) or
             ``ipc:///path``. None (default) binds ipc in a private temporary directory.
+        curve_server: with it, peers must speak CURVE with a key it admits.
+            Without it, plain TCP on a non-loopback interface raises `InsecureEndpoint`
+            unless `insecure`.
+        on_worker_expired: called with the service name of a worker that went silent.
     """
-    with private_ipc_endpoint() as default_endpoint:
-        async with open_socket(zmq.ROUTER) as sock:
+    if curve_server is None and bind is not None:
+        curve.check_plain(bind, insecure=insecure)
+    core = BrokerCore(
+        heartbeat_interval,
+        heartbeat_liveness,
+        max_waiting_requests,
+        now=trio.current_time(),
+        on_worker_expired=on_worker_expired,
+    )
+    with private_ipc_endpoint() as default_endpoint, _context(curve_server) as context:
+        async with open_socket(zmq.ROUTER, context=context) as sock, trio.open_nursery() as nursery:
+            if curve_server is not None:
+                # The ZAP handler first: without one, libzmq admits any CURVE key.
+                await nursery.start(_serve_zap, context, curve_server)
+                curve_server.apply(sock.raw)
             endpoint = sock.bind(bind or default_endpoint)
-            core = BrokerCore(
-                heartbeat_interval,
-                heartbeat_liveness,
-                max_waiting_requests,
-                now=trio.current_time(),
-            )
             log.debug("broker listening on %s", endpoint)
             task_status.started(endpoint)
             await _run(sock, core)
+
+
+@contextmanager
+def _context(curve_server: CurveServer | None) -> Iterator[zmq.Context[zmq.Socket[bytes]] | None]:
+    """A CURVE broker's own zmq context (its ZAP endpoint is per context)."""
+    if curve_server is None:
+        yield None
+        return
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        yield context
+    finally:
+        context.term()  # every socket in it is closed by now (linger 0)
+
+
+async def _serve_zap(
+    context: zmq.Context[zmq.Socket[bytes]],
+    server: CurveServer,
+    *,
+    task_status: trio.TaskStatus[None],
+) -> None:
+    async with open_socket(zmq.REP, context=context) as sock:
+        sock.bind(ZAP_ENDPOINT)
+        task_status.started()
+        await serve_zap(sock, server)
 
 
 async def _main(bind: str, interval: float, liveness: int) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from palaestrio.mdp import protocol as mdp
@@ -64,6 +65,7 @@ class BrokerCore:
         max_waiting_requests: int = DEFAULT_MAX_WAITING_REQUESTS,
         *,
         now: float = 0.0,
+        on_worker_expired: Callable[[bytes], None] | None = None,
     ) -> None:
         self._interval = heartbeat_interval
         self._expiry = heartbeat_interval * heartbeat_liveness
@@ -71,6 +73,8 @@ class BrokerCore:
         self._services: dict[bytes, _Service] = {}
         self._workers: dict[bytes, _Worker] = {}
         self._next_heartbeat = now + heartbeat_interval
+        # The failure detector's output: whose worker (a governor) went silent.
+        self._on_worker_expired = on_worker_expired
 
     def next_deadline(self) -> float:
         """When `tick` has work next (heartbeats out, silent workers forgotten)."""
@@ -95,6 +99,8 @@ class BrokerCore:
             log.info("worker of %r went silent; forgetting it", worker.service.name)
             self._forget(worker)
             self._dispatch(worker.service, out)
+            if self._on_worker_expired is not None:
+                self._on_worker_expired(worker.service.name)
         out.extend([identity, b"", mdp.WORKER, mdp.HEARTBEAT] for identity in self._workers)
         self._next_heartbeat = now + self._interval
         return out
