@@ -70,8 +70,22 @@ def baseline(value: Any) -> EnvironmentBaseline:
     else:
         raise TypeError(f"start_environment returned {value!r}; expected an EnvironmentBaseline")
     return EnvironmentBaseline(
-        from_palaestrai_sensors(sensors), from_palaestrai_actuators(actuators), start
+        from_palaestrai_sensors(_unique(sensors)),
+        from_palaestrai_actuators(_unique(actuators)),
+        start,
     )
+
+
+def _unique(infos: list[Any]) -> list[Any]:
+    """The first of each uid: palaestrAI tolerates an environment offering one twice
+    (palaestrai-environments' random environments do after a reset)."""
+    seen: set[Any] = set()
+    unique = []
+    for info in infos:
+        if info.uid not in seen:
+            seen.add(info.uid)
+            unique.append(info)
+    return unique
 
 
 def state(value: Any) -> EnvironmentState:
