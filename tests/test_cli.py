@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
 
+from cli_support import cli_runner
 from executor_support import stored_rows, write_experiment
 from palaestrio.cli import cli
 from palaestrio.config import DEFAULT_TEXT, RuntimeConfig, load_runtime_config
@@ -33,7 +34,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    return cli_runner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
 
 
 def assert_clean_error(result: Result, *fragments: str) -> None:
@@ -244,7 +245,7 @@ def test_broken_experiment_file_lists_every_problem(workdir: Path) -> None:
 
 
 def test_debug_shows_the_traceback(workdir: Path) -> None:
-    result = CliRunner().invoke(cli, ["--debug", "runs", "list"])
+    result = cli_runner().invoke(cli, ["--debug", "runs", "list"])
     assert result.exit_code == 1
     assert type(result.exception).__name__ == "StoreError"
 

@@ -4,12 +4,12 @@ line), said once at run time otherwise; progress against the run's total."""
 from __future__ import annotations
 
 import io
-from inspect import signature
 from pathlib import Path
 
-from click.testing import CliRunner, Result
+from click.testing import Result
 from rich.console import Console
 
+from cli_support import cli_runner
 from executor_support import write_experiment
 from palaestrio.cli import cli
 from palaestrio.cli.live import LiveProgress, PlainProgress
@@ -21,11 +21,9 @@ from palaestrio.status import RunStatus
 from test_cli import EXAMPLE, assert_clean_error
 from test_cli import workdir as workdir  # the fixture, used by name
 
-_SEPARATE = {"mix_stderr": False} if "mix_stderr" in signature(CliRunner).parameters else {}
-
 
 def invoke(*args: str | Path) -> Result:
-    return CliRunner(**_SEPARATE).invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    return cli_runner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
 
 
 def with_ids(path: Path, sensor: str, actuator: str) -> Path:

@@ -10,13 +10,13 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from inspect import signature
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from click.testing import Result
 
+from cli_support import cli_runner
 from executor_support import write_experiment
 from palaestrio.cli import cli
 from palaestrio.store import StoreError, list_runs, new_executor_id, open_database
@@ -25,12 +25,11 @@ from store_support import PostgresServer
 
 pytest_plugins = ["pg"]
 
-_SEPARATE = {"mix_stderr": False} if "mix_stderr" in signature(CliRunner).parameters else {}
 NOBODY = 65534
 
 
 def invoke(*args: str | Path) -> Result:
-    return CliRunner(**_SEPARATE).invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    return cli_runner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
 
 
 @contextlib.contextmanager

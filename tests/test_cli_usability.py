@@ -11,13 +11,13 @@ import select
 import sqlite3
 import subprocess
 import sys
-from inspect import signature
 from pathlib import Path
 
 import pytest
 import zmq
-from click.testing import CliRunner, Result
+from click.testing import Result
 
+from cli_support import cli_runner
 from executor_support import write_experiment
 from palaestrio.cli import cli
 from palaestrio.cli.group import global_options_first
@@ -32,11 +32,10 @@ LONG_NAME = "baseline-with-a-rather-long-descriptive-run-name"
 
 
 # click < 8.2 (which palaestrAI pins) mixes stderr into output unless told not to.
-_SEPARATE = {"mix_stderr": False} if "mix_stderr" in signature(CliRunner).parameters else {}
 
 
 def invoke(*args: str | Path, columns: int = 80) -> Result:
-    return CliRunner(**_SEPARATE).invoke(
+    return cli_runner().invoke(
         cli, [str(a) for a in args], env={"COLUMNS": str(columns)}, catch_exceptions=True
     )
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from inspect import signature
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from click.testing import CliRunner, Result
+from click.testing import Result
 
+from cli_support import cli_runner
 from executor_support import write_experiment
 from palaestrio.cli import cli
 from palaestrio.store import create_database, list_runs, open_database, schema
@@ -21,13 +21,9 @@ from palaestrio.store.migrate import REVISIONS, head_revision, upgrade
 
 pytest_plugins = ["pg"]
 
-_SEPARATE = {"mix_stderr": False} if "mix_stderr" in signature(CliRunner).parameters else {}
-
 
 def invoke(*args: str | Path, input: str | None = None) -> Result:
-    return CliRunner(**_SEPARATE).invoke(
-        cli, [str(a) for a in args], input=input, catch_exceptions=True
-    )
+    return cli_runner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=True)
 
 
 @pytest.fixture
