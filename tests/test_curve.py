@@ -90,13 +90,14 @@ class RecordingLauncher(LocalLauncher):
         self,
         argv: Sequence[str],
         *,
+        name: str = "",
         env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
     ) -> ChildExit:
         self.launched.append((list(argv), dict(env or {})))
         return await super().run(
-            argv, env=env, on_output_line=on_output_line, task_status=task_status
+            argv, name=name, env=env, on_output_line=on_output_line, task_status=task_status
         )
 
 

@@ -38,6 +38,7 @@ class TwoNodeLauncher(LocalLauncher):
         self,
         argv: Sequence[str],
         *,
+        name: str = "",
         env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
@@ -46,7 +47,7 @@ class TwoNodeLauncher(LocalLauncher):
         self.nodes.append(node)
         wrapped = [sys.executable, FAKE_SRUN, node, *argv]
         return await super().run(
-            wrapped, env=env, on_output_line=on_output_line, task_status=task_status
+            wrapped, name=name, env=env, on_output_line=on_output_line, task_status=task_status
         )
 
 

@@ -224,6 +224,7 @@ class FailingSecondLaunch(LocalLauncher):
         self,
         argv: Sequence[str],
         *,
+        name: str = "",
         env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
@@ -232,7 +233,7 @@ class FailingSecondLaunch(LocalLauncher):
         if self.launches == 2:
             raise OSError(24, "Too many open files (test)")
         return await super().run(
-            argv, env=env, on_output_line=on_output_line, task_status=task_status
+            argv, name=name, env=env, on_output_line=on_output_line, task_status=task_status
         )
 
 

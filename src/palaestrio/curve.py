@@ -14,6 +14,7 @@ need not know about CURVE.
 from __future__ import annotations
 
 import os
+import socket
 import urllib.parse
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -121,6 +122,15 @@ def register_from_environment(endpoint: str) -> bool:
     if keys is not None:
         _client_keys[endpoint] = keys
     return keys is not None
+
+
+def routable_bind() -> str:
+    """A TCP endpoint other machines reach this one at: Slurm's idea of this node's
+    address where there is one, else what this host's name resolves to."""
+    address = os.environ.get("SLURM_LAUNCH_NODE_IPADDR") or socket.gethostbyname(
+        socket.gethostname()
+    )
+    return f"tcp://{address}:*"
 
 
 def is_tcp(endpoint: str) -> bool:

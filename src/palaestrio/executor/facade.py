@@ -26,7 +26,7 @@ import setproctitle
 import trio
 
 from palaestrio import messages
-from palaestrio.curve import CurveServer, is_loopback, is_tcp
+from palaestrio.curve import CurveServer, is_loopback, is_tcp, routable_bind
 from palaestrio.errors import collapsed_groups
 from palaestrio.executor.errors import ExecutorError, ExecutorInterrupted, UnknownRunError
 from palaestrio.executor.launch import Launcher, LocalLauncher
@@ -74,6 +74,12 @@ class Executor:
             raise ValueError(f"parallel_runs must be at least 1, not {parallel_runs}")
         self.parallel_runs = parallel_runs
         self.store_uri = store_uri
+        self.options = _with_timing(options or ExecutorOptions(), timing)
+        self.launcher: Launcher = launcher or LocalLauncher(
+            term_grace=self.options.term_grace, env=governor_environment()
+        )
+        if broker_uri is None and getattr(self.launcher, "remote", False):
+            broker_uri = routable_bind()  # governors on other machines must reach it
         self.broker_uri = broker_uri
         # CURVE by default where other machines could reach the broker (tcp, not
         # loopback); ipc is guarded by file permissions.
@@ -82,10 +88,6 @@ class Executor:
         self.curve_server = CurveServer.generate() if curve else None
         self.insecure = insecure
         self.handle_signals = handle_signals
-        self.options = _with_timing(options or ExecutorOptions(), timing)
-        self.launcher: Launcher = launcher or LocalLauncher(
-            term_grace=self.options.term_grace, env=governor_environment()
-        )
         self.on_update = on_update
         self.executor_id = uuid.uuid4().hex
         self._state = ExecutorState.PRISTINE

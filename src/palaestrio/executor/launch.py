@@ -84,12 +84,14 @@ class Launcher(Protocol):
         self,
         argv: Sequence[str],
         *,
+        name: str = "",
         env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
     ) -> ChildExit:
         """Runs `argv` to its end; reports the `Child` once it is started.
 
+        `name`: what the child is (the run's uid), for engines that name their jobs.
         `env`: variables the child gets on top of the launcher's environment (secrets
         such as CURVE keys go here, never into `argv`).
 
@@ -138,6 +140,9 @@ _SUBREAPER = _Subreaper()
 class LocalLauncher:
     """Runs children on this machine, each in a session and process group of its own."""
 
+    lifeline = True
+    """Whether the child gets the lifeline pipe (a child on another machine cannot)."""
+
     def __init__(self, *, term_grace: float = 1.0, env: Mapping[str, str] | None = None) -> None:
         self.term_grace = term_grace
         self.env = env
@@ -151,21 +156,25 @@ class LocalLauncher:
         self,
         argv: Sequence[str],
         *,
+        name: str = "",
         env: Mapping[str, str] | None = None,
         on_output_line: LineCallback | None = None,
         task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
     ) -> ChildExit:
         mark = f"{LAUNCH_MARK_VARIABLE}={uuid.uuid4().hex}"
-        lifeline_read, lifeline_write = os.pipe()
+        lifeline_read, lifeline_write = os.pipe() if self.lifeline else (None, None)
         child_env = dict(os.environ if self.env is None else self.env)
         child_env.update(env or {})
-        child_env[proctree.LIFELINE_VARIABLE] = str(lifeline_read)
+        child_env.pop(proctree.LIFELINE_VARIABLE, None)
+        if lifeline_read is not None:
+            child_env[proctree.LIFELINE_VARIABLE] = str(lifeline_read)
         child_env[LAUNCH_MARK_VARIABLE] = mark.partition("=")[2]
         try:
             with _SUBREAPER.held():
                 return await self._run(argv, child_env, lifeline_read, on_output_line, task_status)
         finally:
-            os.close(lifeline_write)  # only now: the child lived as long as we held it
+            if lifeline_write is not None:
+                os.close(lifeline_write)  # only now: the child lived as long as we held it
             for orphan in proctree.orphans_marked(mark.encode()):
                 proctree.kill_tree(orphan, include_root=True, reap_root=True, wait=0.2)
 
@@ -173,7 +182,7 @@ class LocalLauncher:
         self,
         argv: Sequence[str],
         env: dict[str, str],
-        lifeline_read: int,
+        lifeline_read: int | None,
         on_output_line: LineCallback | None,
         task_status: trio.TaskStatus[Child],
     ) -> ChildExit:
@@ -193,12 +202,13 @@ class LocalLauncher:
                             start_new_session=True,
                             check=False,
                             env=env,
-                            pass_fds=(lifeline_read,),
+                            pass_fds=() if lifeline_read is None else (lifeline_read,),
                             deliver_cancel=self._deliver_cancel,
                         )
                     )
                 finally:
-                    os.close(lifeline_read)
+                    if lifeline_read is not None:
+                        os.close(lifeline_read)
                 assert process is not None and process.stdout is not None
                 child = Child(process.pid, is_reaped=partial(_is_reaped, process))
                 task_status.started(child)

@@ -109,15 +109,18 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
     # Shielded from outside cancellation: the governor gets the graceful way first,
     # then this scope is cancelled and the launcher's kill path runs.
     kill_scope = trio.CancelScope(shield=True)
+    exits: list[ChildExit] = []
 
     async def launch(task_status: trio.TaskStatus[Child]) -> None:
         with kill_scope:
-            await context.launcher.run(
+            exit_ = await context.launcher.run(
                 argv,
+                name=slot.info.experiment_run.uid,
                 env=keys.environment() if keys is not None else None,
                 on_output_line=partial(forward_governor_line, slot.info.experiment_run.uid),
                 task_status=task_status,
             )
+            exits.append(exit_)  # the launcher may add the engine's reason to child.exit
 
     try:
         async with trio.open_nursery() as nursery:
@@ -130,7 +133,7 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
         if keys is not None and context.curve_server is not None:
             context.curve_server.revoke(keys)
     assert child.exit is not None
-    return child.exit
+    return exits[0] if exits else child.exit
 
 
 async def _supervise_child(

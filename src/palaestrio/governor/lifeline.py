@@ -29,7 +29,8 @@ from palaestrio import proctree
 log = logging.getLogger("palaestrio.governor")
 
 EXIT_PARENT_LOST = 3
-PARENT_DEATH_SIGNAL = signal.SIGUSR1
+PARENT_DEATH_SIGNAL = signal.SIGUSR2
+"""Not USR1: Slurm's time-limit warning (``--signal=USR1@120``) is a graceful stop."""
 
 
 def kill_descendants() -> None:

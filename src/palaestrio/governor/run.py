@@ -15,6 +15,7 @@ outlived its executor: it ends at once, without a report.
 from __future__ import annotations
 
 import logging
+import signal
 from functools import partial
 
 import msgspec
@@ -99,12 +100,28 @@ async def serve_run(
                 reconnect=False,
             )
         )
+        nursery.start_soon(stop_at_time_limit, inbox)
         await inbox.decided.wait()
         if inbox.run is not None:
             report = await execute(client, instance_uid, inbox.run, inbox)
             await client.request(messages.EXECUTOR_SERVICE, messages.encode(report))
             log.debug("reported %s to the executor", report.status)
         nursery.cancel_scope.cancel()
+
+
+TIME_LIMIT_SIGNAL = signal.SIGUSR1
+"""What Slurm sends ahead of a time limit (``--signal=USR1@120``)."""
+
+
+async def stop_at_time_limit(inbox: Inbox) -> None:
+    """Turns Slurm's time-limit warning into a graceful stop, stored as cancelled."""
+    with trio.open_signal_receiver(TIME_LIMIT_SIGNAL) as signals:
+        async for _ in signals:
+            log.warning("time limit ahead: stopping the run")
+            inbox.stop_reason = "time limit"
+            inbox.stop.set()
+            inbox.decided.set()
+            return
 
 
 async def execute(

@@ -1,0 +1,151 @@
+"""Governors placed by Slurm: each one an ``srun`` job step (scale-out.md §3, §6.2).
+
+`SlurmStepLauncher` runs ``srun --exact -N1 -n1 -c K --job-name=palaestrio-RUN ARGV``
+with the local launcher's machinery (trio's `run_process`, own session, output tail),
+minus the lifeline pipe, which cannot reach another machine: the broker's heartbeats and
+`serve_worker(reconnect=False)` take its place. Inside an allocation (``SLURM_JOB_ID``
+set) every governor is a step of it; outside, each ``srun`` is a job of its own.
+
+Stopping: the executor's graceful MDP stop comes first (supervisor). Then
+``scancel --signal=TERM JOB.STEP`` (the governor's SIGTERM path kills its tree), and
+after ``term_grace`` SIGKILL to ``srun``, upon which Slurm kills the step's cgroup at once.
+Not SIGTERM to ``srun``: that is an immediate hard kill of the step (measured, §3.3).
+
+srun's exit status says little (0 after a node failure), so the executor decides the
+status; Slurm's own account (``NODE_FAIL``, ``OUT_OF_MEMORY``, ``TIMEOUT``,
+``CANCELLED``) goes into `ChildExit.engine_reason`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Mapping, Sequence
+
+import trio
+
+from palaestrio.executor.launch import Child, ChildExit, LineCallback, LocalLauncher
+
+TIME_LIMIT_WARNING = "USR1@120"
+"""Slurm signals the governor 120 s before a time limit; it stops gracefully."""
+STEP_LOOKUP_TIMEOUT = 5.0
+QUIET_STATES = {"COMPLETED", "RUNNING", "PENDING", "COMPLETING"}
+
+
+class SlurmStepLauncher(LocalLauncher):
+    """Places each governor as an ``srun`` job step; see the module's docstring."""
+
+    lifeline = False
+    remote = True
+    """The broker must be reachable from other machines (TCP with CURVE)."""
+
+    def __init__(
+        self,
+        *,
+        cpus_per_run: int = 1,
+        term_grace: float = 1.0,
+        env: Mapping[str, str] | None = None,
+        srun_options: Sequence[str] = (),
+    ) -> None:
+        super().__init__(term_grace=term_grace, env=env)
+        self.cpus_per_run = cpus_per_run
+        self.srun_options = list(srun_options)
+
+    def command(self, name: str, argv: Sequence[str]) -> list[str]:
+        return [
+            "srun",
+            "--exact",
+            "-N1",
+            "-n1",
+            f"-c{self.cpus_per_run}",
+            f"--job-name={name}",
+            f"--signal={TIME_LIMIT_WARNING}",
+            "--kill-on-bad-exit=1",
+            "--quiet",
+            *self.srun_options,
+            *argv,
+        ]
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str = "",
+        env: Mapping[str, str] | None = None,
+        on_output_line: LineCallback | None = None,
+        task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
+    ) -> ChildExit:
+        step_name = f"palaestrio-{name or 'governor'}-{uuid.uuid4().hex[:8]}"
+        exit_ = await super().run(
+            self.command(step_name, argv),
+            env=env,
+            on_output_line=on_output_line,
+            task_status=task_status,
+        )
+        with trio.move_on_after(STEP_LOOKUP_TIMEOUT, shield=True):
+            reason = await trio.to_thread.run_sync(slurm_reason, step_name)
+            if reason is not None:
+                exit_ = dataclasses.replace(exit_, engine_reason=reason)
+        return exit_
+
+    async def _deliver_cancel(self, process: trio.Process) -> None:
+        step_name = _job_name(process.args)
+        step = await trio.to_thread.run_sync(find_step, step_name) if step_name else None
+        if step is not None:
+            await trio.run_process(
+                ["scancel", "--signal=TERM", step], check=False, stdout=subprocess.DEVNULL
+            )
+            with trio.move_on_after(self.term_grace):
+                await process.wait()
+        # srun SIGKILLed: Slurm kills the whole step (its cgroup) within milliseconds.
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+
+
+def _job_name(args: object) -> str | None:
+    for arg in args if isinstance(args, list) else []:
+        if isinstance(arg, str) and arg.startswith("--job-name="):
+            return arg.partition("=")[2]
+    return None
+
+
+def _query(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout if done.returncode == 0 else ""
+
+
+def find_step(step_name: str) -> str | None:
+    """``JOB.STEP`` of the running step called `step_name`, if Slurm still lists it."""
+    listing = _query(["squeue", "--steps", "--noheader", "--format=%i|%j"])
+    for line in listing.splitlines():
+        step, _, name = line.strip().partition("|")
+        if name == step_name:
+            return step
+    return None
+
+
+def slurm_reason(step_name: str) -> str | None:
+    """What Slurm says happened to the step (or its job) named `step_name`: from the
+    accounting (``sacct``) where there is one, else ``scontrol`` (recent jobs only)."""
+    accounted = _query(["sacct", "--noheader", "--parsable2", "--format=State,JobName", "-a"])
+    for line in accounted.splitlines():
+        state, _, name = line.partition("|")
+        if name == step_name and state.split()[0] not in QUIET_STATES:
+            return f"Slurm: {state.split()[0]}"
+    for job in _query(["scontrol", "--oneliner", "show", "job"]).splitlines():
+        fields = dict(item.split("=", 1) for item in job.split() if "=" in item)
+        state = fields.get("JobState", "")
+        if fields.get("JobName") == step_name and state and state not in QUIET_STATES:
+            reason = fields.get("Reason", "None")
+            return f"Slurm: {state}" + (f" ({reason})" if reason != "None" else "")
+    return None
+
+
+def in_allocation() -> bool:
+    return "SLURM_JOB_ID" in os.environ

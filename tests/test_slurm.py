@@ -1,0 +1,124 @@
+"""Governors as Slurm job steps on a real two-node Slurm (`nox -s slurm`; skipped
+elsewhere): runs spread over both nodes, a cancel, the time-limit warning. Processes that
+Slurm's daemons start are not pytest's descendants, so every test checks itself that
+nothing carrying its tag (``PALAESTRIO_TEST_TAG``, passed on by srun) outlives it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+import slurm_cluster
+from conftest import GUARD
+from executor_support import load_run
+from leak_guard import TAG_VARIABLE, tagged
+from palaestrio import proctree
+from palaestrio.executor import open_executor
+from palaestrio.executor.slurm import SlurmStepLauncher
+from palaestrio.executor.supervisor import governor_environment
+from palaestrio.status import RunStatus
+
+pytestmark = pytest.mark.skipif(
+    slurm_cluster.available() is not None, reason=str(slurm_cluster.available())
+)
+SLOW = "executor_components:SlowEnvironment"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slurm_cluster.Cluster]:
+    started = slurm_cluster.start(tmp_path_factory.mktemp("slurm"))
+    GUARD.allow({process.pid for process in started.daemons.values()})
+    try:
+        yield started
+    finally:
+        started.stop()
+        assert not slurm_cluster.stepds(), "a slurmstepd survived the cluster"
+
+
+@pytest.fixture
+def slurm(
+    cluster: slurm_cluster.Cluster, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[slurm_cluster.Cluster]:
+    """The cluster for one test, which must leave no step and no tagged process."""
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    yield cluster
+    tag = os.environ[TAG_VARIABLE]
+    deadline = time.monotonic() + 15
+    while (left := tagged(tag, proctree.parents())) or cluster.steps():
+        if time.monotonic() > deadline:
+            proctree.kill(left)
+            raise AssertionError(f"left behind: processes {left}, steps {cluster.steps()}")
+        time.sleep(0.1)
+
+
+def launcher() -> SlurmStepLauncher:
+    return SlurmStepLauncher(cpus_per_run=1, env=governor_environment())
+
+
+async def watch_nodes(cluster: slurm_cluster.Cluster, seen: set[str]) -> None:
+    while True:
+        for line in await trio.to_thread.run_sync(cluster.steps):
+            seen.add(line.split()[-1])
+        await trio.sleep(0.1)
+
+
+async def test_runs_spread_over_both_nodes_and_one_is_cancelled(
+    slurm: slurm_cluster.Cluster, tmp_path: Path
+) -> None:
+    runs = [
+        load_run(
+            tmp_path, f"step-{i}", environment=SLOW, environment_params="{delay: 0.02}", max_iter=50
+        )
+        for i in range(8)
+    ]
+    endless = load_run(tmp_path, "endless", environment=SLOW, max_iter=1_000_000)
+    seen: set[str] = set()
+    with trio.fail_after(120):
+        async with trio.open_nursery() as watchers:
+            watchers.start_soon(watch_nodes, slurm, seen)
+            async with open_executor(
+                4,
+                f"sqlite:///{tmp_path / 'runs.db'}",
+                broker_uri="tcp://127.0.0.1:*",
+                curve=True,
+                launcher=launcher(),
+            ) as executor:
+                executor.schedule([endless, *runs])
+                (info, *_) = executor.experiment_runs()
+                while info.status is not RunStatus.RUNNING:
+                    await trio.sleep(0.05)
+                started = trio.current_time()
+                await executor.cancel("endless")
+                print(f"cancel latency: {trio.current_time() - started:.3f} s")
+            watchers.cancel_scope.cancel()
+    statuses = [info.status for info in executor.experiment_runs()]
+    assert statuses == [RunStatus.CANCELLED] + [RunStatus.FINISHED] * 8, statuses
+    assert seen == {"n1", "n2"}, seen
+
+
+async def test_slurms_time_limit_warning_is_a_graceful_stop(
+    slurm: slurm_cluster.Cluster, tmp_path: Path
+) -> None:
+    run = load_run(tmp_path, "limited", environment=SLOW, max_iter=1_000_000)
+    with trio.fail_after(60):
+        async with open_executor(
+            1,
+            f"sqlite:///{tmp_path / 'runs.db'}",
+            broker_uri="tcp://127.0.0.1:*",
+            curve=True,
+            launcher=launcher(),
+        ) as executor:
+            executor.schedule(run)
+            (info,) = executor.experiment_runs()
+            while info.status is not RunStatus.RUNNING or not info.steps:
+                await trio.sleep(0.05)
+            (step,) = [line.split()[0] for line in slurm.steps() if "palaestrio-limited-" in line]
+            # What Slurm does 120 s before the limit (--signal=USR1@120).
+            slurm.run("scancel", "--signal=USR1", step)
+    assert (info.status, info.reason) == (RunStatus.CANCELLED, "time limit")
+    assert info.steps > 0
