@@ -4,6 +4,7 @@ The subclasses below add only what the tests observe."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any, ClassVar
 
@@ -14,6 +15,7 @@ from palaestrai.environment import EnvironmentState
 from palaestrai.environment.dummy_environment import DummyEnvironment
 
 __all__ = [
+    "AsyncEnvironment",
     "DummyBrain",
     "DummyEnvironment",
     "DummyMuscle",
@@ -94,3 +96,27 @@ class SeeingMuscle(DummyMuscle):  # type: ignore[misc]
         SeeingMuscle.proposals[self.uid] = SeeingMuscle.proposals.get(self.uid, 0) + 1
         SeeingMuscle.draws[self.uid].append(random.random())
         return super().propose_actions(sensors, actuators_available)
+
+
+class AsyncEnvironment(DummyEnvironment):  # type: ignore[misc]
+    """Coroutine methods and a task that must stay alive from the first start to the
+    phase's end, as palaestrai-mosaik's environment keeps its simulator tasks."""
+
+    updates: ClassVar[int] = 0
+
+    async def start_environment(self) -> Any:
+        if getattr(self, "_ticker", None) is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._keep_ticking())
+        await asyncio.sleep(0)
+        return super().start_environment()
+
+    async def _keep_ticking(self) -> None:
+        while True:
+            await asyncio.sleep(0.001)
+
+    async def update(self, actuators: Any) -> Any:
+        if self._ticker.done():
+            raise RuntimeError("the environment's task did not survive")
+        await asyncio.sleep(0.001)
+        AsyncEnvironment.updates += 1
+        return super().update(actuators)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 pytest.importorskip("palaestrai")
 
@@ -253,3 +255,64 @@ async def test_a_palaestrai_brain_loads_the_previous_phase_dump(tmp_path: Path) 
     stored_value = int.from_bytes(dumped, sys.byteorder)
     assert stored_value > 0
     assert palaestrai_renamed.SeeingBrain.loaded == [("mighty_defender", stored_value)]
+
+
+async def test_an_async_environment_keeps_its_tasks_across_episodes(tmp_path: Path) -> None:
+    """Its coroutine methods run on one asyncio loop for the whole phase: a task it
+    started at the first start is still running in the last episode."""
+    palaestrai_renamed.AsyncEnvironment.updates = 0
+    text = RUN.replace("OBJECTIVE", "DummyObjective").replace(
+        "palaestrai_renamed:DummyEnvironment", "palaestrai_renamed:AsyncEnvironment"
+    )
+    summary = await run_in_process(load_experiment_run_text(text), ListSink(), data_path=tmp_path)
+    assert (summary.episodes, summary.steps) == (2, 20)
+    assert palaestrai_renamed.AsyncEnvironment.updates == 20
+
+
+async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> None:
+    """^C while an asyncio environment steps: the run ends cancelled, promptly."""
+    path = tmp_path / "run.yml"
+    text = RUN.replace("OBJECTIVE", "DummyObjective").replace(
+        "palaestrai_renamed:DummyEnvironment", "palaestrai_renamed:AsyncEnvironment"
+    )
+    path.write_text(text.replace("max_iter: 10", "max_iter: 1000000"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PALAESTRIO_")}
+    env["PALAESTRIO_TEST_TAG"] = os.environ["PALAESTRIO_TEST_TAG"]
+    env["PYTHONPATH"] = str(HERE)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "palaestrio", "experiment-start", str(path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    output = b""
+    try:
+        with trio.fail_after(60):
+            async for chunk in process.stdout:
+                output += chunk
+                if b"): running" in output:
+                    break
+            await trio.sleep(0.5)  # mid-episode
+            process.send_signal(signal.SIGINT)
+            signalled = trio.current_time()
+            async for chunk in process.stdout:
+                output += chunk
+            await process.wait()
+            exit_took = trio.current_time() - signalled
+    finally:
+        process.kill()
+        with trio.move_on_after(5, shield=True):
+            await process.wait()
+        await process.stdout.aclose()
+    assert process.returncode == 130, output.decode()
+    with sqlite3.connect(tmp_path / "palaestrio.db") as connection:
+        (status,) = connection.execute("SELECT status FROM experiment_run_instances").fetchone()
+        (steps,) = connection.execute("SELECT count(*) FROM world_states").fetchone()
+    assert status == "cancelled"
+    assert steps > 0
+    # The issue asks for <= 1 s; bounded loosely here (a loaded CI machine), measured in
+    # the benchmark.
+    assert exit_took < 10, exit_took

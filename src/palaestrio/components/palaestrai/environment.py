@@ -2,9 +2,10 @@
 
 palaestrAI builds an environment with `uid`, `broker_uri` and `seed` and sets `_name` to
 the file's uid; its `reset` is `shutdown` + `start_environment`, which palaestrio's loop
-does for an environment that does not override `reset`. Coroutine methods (e.g.
-palaestrai-mosaik's) run on one asyncio loop kept for the environment's lifetime, as
-palaestrAI keeps its tasks alive between calls.
+does too (`EnvironmentAdapter.reset`). Coroutine methods (e.g. palaestrai-mosaik's)
+run on one asyncio loop kept for the environment's lifetime (resets included), as
+palaestrAI keeps its tasks alive between calls; it runs in the step loop's thread, so a
+cancellation takes effect at the next step boundary.
 """
 
 from __future__ import annotations
@@ -58,13 +59,35 @@ class EnvironmentAdapter(Environment):
             self._call(self.inner.update, convert.to_palaestrai_actuators(actuators))
         )
 
+    def reset(self) -> EnvironmentBaseline:
+        """palaestrAI's reset: `shutdown` + `start_environment`, on the same asyncio loop
+        (tasks an environment started stay alive)."""
+        self._call(self.inner.shutdown)
+        return self.start_environment()
+
     def shutdown(self) -> None:
+        """The phase's end: the environment's `shutdown`, then the loop's tasks are
+        cancelled and the loop closed."""
         try:
             self._call(self.inner.shutdown)
         finally:
-            if self._loop is not None:
-                self._loop.close()
-                self._loop = None
+            loop, self._loop = self._loop, None
+            if loop is not None:
+                _close(loop)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    async def cancel_tasks() -> None:
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await loop.shutdown_asyncgens()
+
+    try:
+        loop.run_until_complete(cancel_tasks())
+    finally:
+        loop.close()
 
 
 class RewardAdapter(Reward):
