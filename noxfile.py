@@ -1,11 +1,12 @@
-"""Sessions: `nox -s run`, `tests`, `tests_palaestrai`, `lint`, `typecheck`, `bench`,
-`bench_peer`.
+"""Sessions: `nox -s run`, `tests`, `tests_palaestrai`, `slurm`, `lint`, `typecheck`,
+`bench`, `bench_peer`.
 
 `nox` alone runs tests, lint and typecheck.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -49,6 +50,19 @@ def tests_palaestrai(session: nox.Session) -> None:
     session.install("-e", ".[test,palaestrai]")
     files = ["tests/test_palaestrai_adapter.py", "tests/test_experiment_validation.py"]
     session.run("pytest", *(session.posargs or files))
+
+
+@nox.session
+def slurm(session: nox.Session) -> None:
+    """The Slurm tests, on a two-node Slurm the tests start on this machine and stop
+    again (root; installs Debian's slurm-wlm when it is missing)."""
+    if shutil.which("slurmctld") is None:
+        apt = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, env=apt)
+        session.run("apt-get", "install", "-y", "-qq", "slurm-wlm", external=True, env=apt)
+    session.install("-e", ".[test]")
+    files = session.posargs or ["tests/test_slurm.py"]
+    session.run("pytest", *files, env={"PALAESTRIO_SLURM_TESTS": "1"})
 
 
 @nox.session

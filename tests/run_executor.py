@@ -21,11 +21,24 @@ def show(info: ExperimentRunRuntimeInformation) -> None:
     print(info.status, info.instance_uid, info.steps, flush=True)
 
 
+def slurm_options() -> dict[str, object]:
+    """With ``PALAESTRIO_TEST_LAUNCHER=slurm``: governors as Slurm steps, short heartbeats."""
+    if os.environ.get("PALAESTRIO_TEST_LAUNCHER") != "slurm":
+        return {}
+    from palaestrio.executor.slurm import SlurmStepLauncher
+    from palaestrio.executor.supervisor import governor_environment
+
+    launcher = SlurmStepLauncher(env=governor_environment())
+    return {"launcher": launcher, "broker_uri": "tcp://127.0.0.1:*", "curve": True}
+
+
 async def main(db: str, files: list[str]) -> int:
     executor = Executor(
         store_uri=f"sqlite:///{db}",
         on_update=show,
         cancel_grace=float(os.environ.get("CANCEL_GRACE", "5")),
+        heartbeat_interval=float(os.environ.get("HEARTBEAT_INTERVAL", "2.5")),
+        **slurm_options(),  # type: ignore[arg-type]
     )
     for file in files:
         executor.schedule(load_experiment_runs(file))

@@ -15,13 +15,21 @@ import trio
 
 import slurm_cluster
 from conftest import GUARD
-from executor_support import load_run
+from executor_support import (
+    load_run,
+    start_executor_process,
+    stop_process,
+    stored_status,
+    wait_for_steps,
+    write_experiment,
+)
 from leak_guard import TAG_VARIABLE, tagged
 from palaestrio import proctree
 from palaestrio.executor import open_executor
 from palaestrio.executor.slurm import SlurmStepLauncher
 from palaestrio.executor.supervisor import governor_environment
 from palaestrio.status import RunStatus
+from test_supervision import runs_list
 
 pytestmark = pytest.mark.skipif(
     slurm_cluster.available() is not None, reason=str(slurm_cluster.available())
@@ -122,3 +130,29 @@ async def test_slurms_time_limit_warning_is_a_graceful_stop(
             slurm.run("scancel", "--signal=USR1", step)
     assert (info.status, info.reason) == (RunStatus.CANCELLED, "time limit")
     assert info.steps > 0
+
+
+async def test_sigkilled_executor_leaves_no_step(
+    slurm: slurm_cluster.Cluster, tmp_path: Path
+) -> None:
+    """srun outlives a SIGKILLed executor; its governor does not outlive the broker's
+    silence (interval × liveness), and the next look at the store marks the run."""
+    run_file = write_experiment(tmp_path, "orphan", environment=SLOW, max_iter=1_000_000)
+    env = {"PALAESTRIO_TEST_LAUNCHER": "slurm", "HEARTBEAT_INTERVAL": "0.3"}
+    executor = await start_executor_process(tmp_path, run_file, env)
+    try:
+        with trio.fail_after(60):
+            instance = await wait_for_steps(executor, 5)
+            assert [line for line in slurm.steps() if "palaestrio-orphan-" in line]
+            executor.kill()
+            killed = trio.current_time()
+            await executor.wait()
+            while slurm.steps():
+                await trio.sleep(0.05)
+            print(f"steps gone {trio.current_time() - killed:.2f} s after SIGKILL")
+            listing = await runs_list(tmp_path)
+    finally:
+        await stop_process(executor)
+    assert listing[instance] == "error"
+    status, reason = stored_status(tmp_path / "runs.db", instance)
+    assert (status, (reason or "").split(" (")[0]) == ("error", "executor lost")

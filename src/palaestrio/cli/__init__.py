@@ -9,14 +9,15 @@ SIGINT / SIGTERM stopped the runs (the executor cancels them and stores them fir
 adds its commands to it: `experiment` (experiment-start, experiment-check-syntax),
 `runs` (runs list, runs show, runs delete), `database` (database-create,
 database-migrate), `runtime_config`
-(runtime-config-show-*), `broker`. `live` is what a person watching experiment-start
-sees, `logs` where log records go meanwhile, `output` the shared printing helpers.
+(runtime-config-show-*), `broker`, `slurm` (sbatch; experiment-start's launcher). `live`
+is what a person watching experiment-start sees, `logs` where log records go meanwhile,
+`output` the shared printing helpers.
 """
 
 from __future__ import annotations
 
 # Imported for their commands, which they add to `cli`.
-from palaestrio.cli import broker, database, experiment, runs, runtime_config  # noqa: F401
+from palaestrio.cli import broker, database, experiment, runs, runtime_config, slurm  # noqa: F401
 from palaestrio.cli.group import cli
 
 __all__ = ["cli", "main"]

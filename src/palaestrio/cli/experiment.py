@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -27,6 +27,7 @@ from .group import EXIT_CODES, EXIT_FAILED, Options, cli, paths_argument, store_
 from .live import PLAIN_INTERVAL, LiveProgress, PlainProgress, Progress
 from .logs import logging_to
 from .output import format_seconds, instance_id, seconds_between, stdout_console, table
+from .slurm import executor_options, launcher_options
 
 # The executor (with SQLAlchemy, pyzmq) loads only when runs start: reporting a broken
 # experiment file or listing runs should not wait for it.
@@ -54,6 +55,7 @@ log = logging.getLogger("palaestrio.cli")
     metavar="SECONDS",
     help="Plain output: a progress line per running run this often (0: none).",
 )
+@launcher_options
 @click.pass_context
 def experiment_start(
     ctx: click.Context,
@@ -62,6 +64,9 @@ def experiment_start(
     store_uri: str | None,
     plain: bool,
     progress_interval: float,
+    launcher: str | None,
+    cpus_per_run: int,
+    insecure: bool,
 ) -> None:
     """Run every experiment run file given (a directory: each *.yml/*.yaml in it)."""
     options: Options = ctx.obj
@@ -77,7 +82,8 @@ def experiment_start(
         governor_level = logging.getLevelName(
             logging.getLogger("palaestrio.governor").getEffectiveLevel()
         )
-        state, infos = trio.run(_execute, runs, config, view, governor_level)
+        placement = executor_options(launcher, cpus_per_run, insecure)
+        state, infos = trio.run(_execute, runs, config, view, governor_level, placement)
     if state.name in EXIT_CODES:
         # Everything is down: a late ^C must not turn the exit status into "killed".
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -88,7 +94,11 @@ def experiment_start(
 
 
 async def _execute(
-    runs: list[ExperimentRun], config: RuntimeConfig, view: Progress, governor_level: str
+    runs: list[ExperimentRun],
+    config: RuntimeConfig,
+    view: Progress,
+    governor_level: str,
+    placement: dict[str, Any],
 ) -> tuple[ExecutorState, list[ExperimentRunRuntimeInformation]]:
     from palaestrio.executor import Executor
 
@@ -98,6 +108,7 @@ async def _execute(
         broker_uri=config.broker_uri,
         on_update=view.update,
         governor_log_level=governor_level,
+        **placement,
     )
     executor.schedule(runs)
     for info in executor.experiment_runs():
