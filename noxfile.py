@@ -66,6 +66,17 @@ def slurm(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_harl(session: nox.Session) -> None:
+    """hARL's SAC through the adapters against palaestrAI's own numbers. Installs torch
+    (palaestrai-agents' dependency, several GiB from PyPI with its CUDA libraries), so
+    it is not part of CI; installing a CPU build of torch into the session's venv first
+    (`nox -s tests_harl --install-only` makes it) saves most of that."""
+    session.install("-e", ".[test,palaestrai]")
+    session.install("palaestrai-agents==3.6.2", "palaestrai-environments==3.5.5")
+    session.run("pytest", "tests/test_harl_sac.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
