@@ -11,6 +11,7 @@ The same run (file and seed) gives the same records, walltime aside.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -166,6 +167,9 @@ class _PhaseRun:
             )
         )  # fmt: skip
         try:
+            # Importing components can take seconds (palaestrAI, torch): in a thread, so
+            # that trio tasks beside the loop (heartbeats) keep running meanwhile.
+            await trio.to_thread.run_sync(self._import_components)
             self._assemble()
             for worker in self.workers:
                 await worker.start_episode()
@@ -186,6 +190,22 @@ class _PhaseRun:
             raise errors[0]
         await self.sink.emit(PhaseEnded(self.index, time.time()))
         return stopped
+
+    def _import_components(self) -> None:
+        phase = self.phase
+        specs: list[ComponentSpec | None] = [
+            phase.simulation,
+            *phase.conditions,
+            self.run.run_condition,
+        ]
+        for environment in phase.environments:
+            specs += [environment.environment, environment.reward, environment.state_transformer]
+        for agent in phase.agents:
+            specs += [agent.brain, agent.muscle, agent.objective]
+        for spec in specs:
+            if spec is not None:
+                with contextlib.suppress(Exception):  # `_assemble` reports it, named
+                    import_class(spec.name)
 
     def _assemble(self) -> None:
         run, phase, index = self.run, self.phase, self.index
