@@ -54,4 +54,6 @@ if __name__ == "__main__":
         code = 130  # a ^C after the executor had already finished (as the CLI does)
     # Everything is down: a late ^C must not turn the exit status into "killed".
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(code)
+    # As the CLI does: everything is stored and closed, skip the interpreter's teardown.
+    sys.stdout.flush()
+    os._exit(code)

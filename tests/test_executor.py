@@ -215,7 +215,7 @@ async def test_execute_returns_exited_in_the_seed_shape(tmp_path: Path) -> None:
     [
         ([signal.SIGINT], 130, 2.0),
         ([signal.SIGTERM], 143, 2.0),
-        ([signal.SIGINT, signal.SIGINT], 130, 1.0),
+        ([signal.SIGINT, signal.SIGINT], 130, 2.0),
     ],
 )
 async def test_signals_stop_the_executor(

@@ -360,12 +360,20 @@ def test_a_setpoint_for_an_actuator_of_another_agent_is_refused() -> None:
 
 
 def test_ids_the_environment_does_not_offer_are_found_before_the_first_step() -> None:
-    run = document()
-    phase(run)["agents"][1]["sensors"].append("env.10")
-    phase(run)["agents"][1]["actuators"][0] = "env.x"
+    # Validation catches these for environments that declare their ids; the step loop
+    # is the last line for those that cannot, so the run is changed after validation.
+    run = make_run()
+    (first_phase,) = run.phases
+    agents = list(first_phase.agents)
+    agents[1] = msgspec.structs.replace(
+        agents[1],
+        sensors=[*agents[1].sensors, "env.10"],
+        actuators=["env.x", *agents[1].actuators[1:]],
+    )
+    run = msgspec.structs.replace(run, phases=[msgspec.structs.replace(first_phase, agents=agents)])
     sink = ListSink()
     with pytest.raises(SensorActuatorMismatchError) as caught:
-        run_in_process_sync(make_run(run), sink)
+        run_in_process_sync(run, sink)
     message = str(caught.value)
     assert message.startswith("agent 'second' (palaestrio.simulation:DummyMuscle), phase 0")
     assert "sensors ['env.10'] do not exist; the environments offer sensors ['env.0'" in message
