@@ -23,7 +23,7 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import trio
 
@@ -31,7 +31,8 @@ from palaestrio.executor.launch import Child, ChildExit, LineCallback, LocalLaun
 
 TIME_LIMIT_WARNING = "USR1@120"
 """Slurm signals the governor 120 s before a time limit; it stops gracefully."""
-STEP_LOOKUP_TIMEOUT = 5.0
+REASON_TIMEOUT = 2.0
+"""How long asking Slurm what happened may delay recording a run's end."""
 QUIET_STATES = {"COMPLETED", "RUNNING", "PENDING", "COMPLETING"}
 
 
@@ -85,24 +86,29 @@ class SlurmStepLauncher(LocalLauncher):
             on_output_line=on_output_line,
             task_status=task_status,
         )
-        with trio.move_on_after(STEP_LOOKUP_TIMEOUT, shield=True):
-            reason = await trio.to_thread.run_sync(slurm_reason, step_name)
+        with trio.move_on_after(REASON_TIMEOUT, shield=True):
+            reason = await _in_thread(slurm_reason, step_name)
             if reason is not None:
                 exit_ = dataclasses.replace(exit_, engine_reason=reason)
         return exit_
 
     async def _deliver_cancel(self, process: trio.Process) -> None:
-        step_name = _job_name(process.args)
-        step = await trio.to_thread.run_sync(find_step, step_name) if step_name else None
-        if step is not None:
-            await trio.run_process(
-                ["scancel", "--signal=TERM", step], check=False, stdout=subprocess.DEVNULL
-            )
-            with trio.move_on_after(self.term_grace):
+        # Bounded: a lost node can keep slurmctld (and scancel) waiting for seconds.
+        with trio.move_on_after(self.term_grace):
+            step_name = _job_name(process.args)
+            step = await _in_thread(find_step, step_name) if step_name else None
+            if step is not None:
+                scancel = ["scancel", "--signal=TERM", step]
+                await trio.run_process(scancel, check=False, stdout=subprocess.DEVNULL)
                 await process.wait()
         # srun SIGKILLed: Slurm kills the whole step (its cgroup) within milliseconds.
         if process.returncode is None:
             process.send_signal(signal.SIGKILL)
+
+
+async def _in_thread(query: Callable[[str], str | None], name: str) -> str | None:
+    # Abandoned when cancelled: the query's own timeout ends the thread later.
+    return await trio.to_thread.run_sync(query, name, abandon_on_cancel=True)
 
 
 def _job_name(args: object) -> str | None:
