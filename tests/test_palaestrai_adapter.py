@@ -20,7 +20,7 @@ pytest.importorskip("palaestrai")
 from palaestrai.agent import Memory as PalaestraiMemory
 
 import palaestrai_renamed
-from palaestrio.experiment import load_experiment_run_text
+from palaestrio.experiment import ExperimentFileError, load_experiment_run_text
 from palaestrio.records import MuscleAction, Record, WorldState
 from palaestrio.simulation import run_in_process
 
@@ -316,3 +316,23 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
     # The issue asks for <= 1 s; bounded loosely here (a loaded CI machine), measured in
     # the benchmark.
     assert exit_took < 10, exit_took
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "palaestrai.agent.dummy_brain:DumyBrain",
+            "'palaestrai.agent.dummy_brain' has no class 'DumyBrain' (did you mean 'DummyBrain'?)",
+        ),
+        (
+            "palaestrai_renamed:DummyMuscle",
+            "palaestrai.agent.dummy_muscle.DummyMuscle is a muscle, expected a brain",
+        ),
+    ],
+)
+def test_misnamed_palaestrai_classes_are_reported(name: str, message: str) -> None:
+    text = RUN.replace("OBJECTIVE", "DummyObjective").replace("palaestrai_renamed:DummyBrain", name)
+    with pytest.raises(ExperimentFileError) as raised:
+        load_experiment_run_text(text)
+    assert message in str(raised.value)
