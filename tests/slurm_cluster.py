@@ -4,6 +4,7 @@ directory; auth/none, so no munge daemon."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -92,6 +93,35 @@ class Cluster:
 
     def steps(self) -> list[str]:
         return self.run("squeue", "--steps", "--noheader", "-o", "%i %j %N").splitlines()
+
+    def kill_node(self, node: str) -> list[int]:
+        """Losing a machine: SIGKILL its slurmd, its steps' slurmstepd and their tasks."""
+        jobs = self.run("squeue", "--noheader", "-w", node, "-o", "%i").split()
+        victims = {self.daemons[node].pid}
+        for procs in Path(f"/sys/fs/cgroup/freezer/slurm_{node}").rglob("cgroup.procs"):
+            victims |= {int(pid) for pid in procs.read_text().split()}
+        for pid in stepds():
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if any(f"[{job}." in command for job in jobs):
+                victims.add(pid)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.daemons[node].wait()
+        return sorted(victims)
+
+    def revive(self, node: str, timeout: float = 60) -> None:
+        """The node back, once Slurm has written off the jobs it lost with it (marking
+        it down at once instead of waiting for SlurmdTimeout, which is flaky here)."""
+        self.run("scontrol", "update", f"nodename={node}", "state=down", "reason=lost")
+        deadline = time.monotonic() + timeout
+        while self.run("squeue", "--noheader", "-w", node, "-o", "%i").split():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jobs stuck on {node}: {self.steps()}")
+            time.sleep(0.2)
+        self.start_slurmd(node)
+        self.run("scontrol", "update", f"nodename={node}", "state=resume")
+        self.wait_ready(timeout=timeout)
 
     def stop(self) -> None:
         """Every daemon, then whatever slurmstepd is left; nothing of Slurm survives."""

@@ -33,5 +33,5 @@ def test_sbatch_writes_a_ready_batch_script(tmp_path: Path) -> None:
 
 def test_experiment_start_knows_the_launchers() -> None:
     result = CliRunner().invoke(cli, ["experiment-start", "--help"])
-    assert "--launcher [local|slurm]" in result.output
+    assert "--launcher [local|slurm|slurm-batch]" in result.output
     assert "--cpus-per-run" in result.output and "--insecure" in result.output

@@ -26,7 +26,7 @@ from executor_support import (
 from leak_guard import TAG_VARIABLE, tagged
 from palaestrio import proctree
 from palaestrio.executor import open_executor
-from palaestrio.executor.slurm import SlurmStepLauncher
+from palaestrio.executor.slurm import SlurmBatchLauncher, SlurmStepLauncher
 from palaestrio.executor.supervisor import governor_environment
 from palaestrio.status import RunStatus
 from test_supervision import runs_list
@@ -138,7 +138,7 @@ async def test_sigkilled_executor_leaves_no_step(
     """srun outlives a SIGKILLed executor; its governor does not outlive the broker's
     silence (interval × liveness), and the next look at the store marks the run."""
     run_file = write_experiment(tmp_path, "orphan", environment=SLOW, max_iter=1_000_000)
-    env = {"PALAESTRIO_TEST_LAUNCHER": "slurm", "HEARTBEAT_INTERVAL": "0.3"}
+    env = {"PALAESTRIO_TEST_LAUNCHER": "slurm", "HEARTBEAT_INTERVAL": "1.0"}
     executor = await start_executor_process(tmp_path, run_file, env)
     try:
         with trio.fail_after(60):
@@ -156,3 +156,77 @@ async def test_sigkilled_executor_leaves_no_step(
     assert listing[instance] == "error"
     status, reason = stored_status(tmp_path / "runs.db", instance)
     assert (status, (reason or "").split(" (")[0]) == ("error", "executor lost")
+
+
+async def test_node_loss_fails_that_nodes_runs_only(
+    slurm: slurm_cluster.Cluster, tmp_path: Path
+) -> None:
+    """Node n2 is lost (slurmd, slurmstepd and tasks SIGKILLed); srun would notice only
+    after SlurmdTimeout, and then exit 0: the heartbeats decide."""
+    runs = [
+        load_run(
+            tmp_path,
+            f"lose-{i}",
+            environment=SLOW,
+            environment_params="{delay: 0.02}",
+            max_iter=400,
+        )
+        for i in range(4)
+    ]
+    try:
+        with trio.fail_after(90):
+            async with open_executor(
+                4,
+                f"sqlite:///{tmp_path / 'runs.db'}",
+                broker_uri="tcp://127.0.0.1:*",
+                curve=True,
+                launcher=launcher(),
+                heartbeat_interval=1.0,
+            ) as executor:
+                executor.schedule(runs)
+                infos = executor.experiment_runs()
+                while not all(info.status is RunStatus.RUNNING for info in infos):
+                    await trio.sleep(0.05)
+                placed = {line.split()[1].split("-")[2]: line.split()[2] for line in slurm.steps()}
+                assert sorted(placed.values()) == ["n1", "n1", "n2", "n2"], placed
+                slurm.kill_node("n2")
+                lost_at = trio.current_time()
+                on_n2 = [i for i in infos if placed[i.experiment_run.uid.split("-")[1]] == "n2"]
+                while not all(info.status.is_terminal for info in on_n2):
+                    await trio.sleep(0.01)
+                print(f"node loss detected after {trio.current_time() - lost_at:.2f} s")
+    finally:
+        try:
+            await trio.to_thread.run_sync(slurm.revive, "n2")
+        finally:
+            GUARD.allow({slurm.daemons["n2"].pid})
+    for info in infos:
+        node = placed[info.experiment_run.uid.split("-")[1]]
+        expected = RunStatus.FINISHED if node == "n1" else RunStatus.ERROR
+        assert info.status is expected, (node, info.status, info.reason)
+        if node == "n2":
+            assert (info.reason or "").startswith("governor lost"), info.reason
+
+
+async def test_batch_jobs_one_per_run(slurm: slurm_cluster.Cluster, tmp_path: Path) -> None:
+    """`slurm-batch`: each governor a `sbatch --no-requeue` job; one finishes, one is
+    cancelled (graceful MDP stop, scancel behind it)."""
+    done = load_run(tmp_path, "batch-done", environment=SLOW, max_iter=50)
+    endless = load_run(tmp_path, "batch-endless", environment=SLOW, max_iter=1_000_000)
+    batch = SlurmBatchLauncher(output_dir=tmp_path, env=governor_environment())
+    with trio.fail_after(90):
+        async with open_executor(
+            2,
+            f"sqlite:///{tmp_path / 'runs.db'}",
+            broker_uri="tcp://127.0.0.1:*",
+            curve=True,
+            launcher=batch,
+        ) as executor:
+            executor.schedule([done, endless])
+            infos = executor.experiment_runs()
+            while infos[1].status is not RunStatus.RUNNING:
+                await trio.sleep(0.05)
+            jobs = slurm.run("squeue", "--noheader", "-o", "%j")
+            assert "palaestrio-batch-endless-" in jobs, jobs
+            await executor.cancel("batch-endless")
+    assert [info.status for info in infos] == [RunStatus.FINISHED, RunStatus.CANCELLED]

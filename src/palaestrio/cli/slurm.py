@@ -15,7 +15,7 @@ import click
 
 from .group import cli, paths_argument, store_option
 
-LAUNCHERS = ("local", "slurm")
+LAUNCHERS = ("local", "slurm", "slurm-batch")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -26,8 +26,8 @@ def launcher_options(command: F) -> F:
             click.option(
                 "--launcher",
                 type=click.Choice(LAUNCHERS),
-                help="Where governors run: local processes, or Slurm job steps "
-                "(default: slurm inside a Slurm allocation, else local).",
+                help="Where governors run: local processes, Slurm job steps, or a Slurm "
+                "batch job each (default: slurm inside a Slurm allocation, else local).",
             ),
             click.option(
                 "--cpus-per-run",
@@ -49,13 +49,15 @@ def launcher_options(command: F) -> F:
 
 def executor_options(launcher: str | None, cpus_per_run: int, insecure: bool) -> dict[str, Any]:
     """Executor keywords for the chosen launcher (the executor loads only here)."""
-    if (launcher or ("slurm" if "SLURM_JOB_ID" in os.environ else "local")) == "local":
+    name = launcher or ("slurm" if "SLURM_JOB_ID" in os.environ else "local")
+    if name == "local":
         return {"insecure": insecure}
-    from palaestrio.executor.slurm import SlurmStepLauncher
+    from palaestrio.executor.slurm import SlurmBatchLauncher, SlurmStepLauncher
     from palaestrio.executor.supervisor import governor_environment
 
-    step_launcher = SlurmStepLauncher(cpus_per_run=cpus_per_run, env=governor_environment())
-    return {"launcher": step_launcher, "insecure": insecure, "curve": not insecure}
+    kind = SlurmBatchLauncher if name == "slurm-batch" else SlurmStepLauncher
+    placing = kind(cpus_per_run=cpus_per_run, env=governor_environment())
+    return {"launcher": placing, "insecure": insecure, "curve": not insecure}
 
 
 def batch_script(

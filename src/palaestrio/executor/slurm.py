@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -155,3 +159,50 @@ def slurm_reason(step_name: str) -> str | None:
 
 def in_allocation() -> bool:
     return "SLURM_JOB_ID" in os.environ
+
+
+class SlurmBatchLauncher(SlurmStepLauncher):
+    """One ``sbatch --wait --no-requeue`` job per governor, for users who cannot hold an
+    allocation: the executor runs anywhere long-lived that can reach the nodes.
+
+    ``sbatch --wait`` stands in for the child (it ends with the job); killing it does not
+    end the job, so the kill path is ``scancel``: TERM to the governor, then the job.
+    The governor is the batch step's process itself (``exec``), so ``B:USR1@120``
+    reaches it. Its output goes to a file in `output_dir` (shared with the nodes)."""
+
+    def __init__(self, *, output_dir: Path | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.output_dir = output_dir or Path(tempfile.gettempdir())
+
+    def command(self, name: str, argv: Sequence[str]) -> list[str]:
+        return [
+            "sbatch",
+            "--wait",
+            "--parsable",
+            "--no-requeue",  # a requeued job would run the governor a second time
+            "-N1",
+            "-n1",
+            f"-c{self.cpus_per_run}",
+            f"--job-name={name}",
+            f"--signal=B:{TIME_LIMIT_WARNING}",
+            f"--output={self.output_dir / name}.out",
+            *self.srun_options,
+            "--wrap",
+            "exec " + shlex.join(argv),
+        ]
+
+    async def _deliver_cancel(self, process: trio.Process) -> None:
+        name = _job_name(process.args)
+        with trio.move_on_after(self.term_grace):
+            if name:
+                await _scancel("--signal=TERM", "--batch", f"--name={name}")
+                await process.wait()
+        if name:
+            await _scancel(f"--name={name}")  # the job, whatever is left of it
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+
+
+async def _scancel(*options: str) -> None:
+    with trio.move_on_after(REASON_TIMEOUT):
+        await trio.run_process(["scancel", *options], check=False, stdout=subprocess.DEVNULL)
