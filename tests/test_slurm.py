@@ -6,6 +6,7 @@ nothing carrying its tag (``PALAESTRIO_TEST_TAG``, passed on by srun) outlives i
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from executor_support import (
 )
 from leak_guard import TAG_VARIABLE, tagged
 from palaestrio import proctree
+from palaestrio.cli.slurm import batch_script
 from palaestrio.executor import open_executor
 from palaestrio.executor.slurm import SlurmBatchLauncher, SlurmStepLauncher
 from palaestrio.executor.supervisor import governor_environment
@@ -230,3 +232,29 @@ async def test_batch_jobs_one_per_run(slurm: slurm_cluster.Cluster, tmp_path: Pa
             assert "palaestrio-batch-endless-" in jobs, jobs
             await executor.cancel("batch-endless")
     assert [info.status for info in infos] == [RunStatus.FINISHED, RunStatus.CANCELLED]
+
+
+async def test_palaestrio_sbatch_script_runs_in_an_allocation(
+    slurm: slurm_cluster.Cluster, tmp_path: Path
+) -> None:
+    """The README's way: `palaestrio sbatch FILES > job.sh; sbatch job.sh`. The executor
+    runs in the batch step, its governors are steps of the allocation."""
+    files = [write_experiment(tmp_path, f"alloc-{i}", max_iter=20) for i in range(2)]
+    db = tmp_path / "runs.db"
+    script = batch_script(files, parallel=2, cpus_per_run=1, time=None, store=f"sqlite:///{db}")
+    (tmp_path / "job.sh").write_text(script)
+    output = tmp_path / "job.out"
+    job = slurm.run("sbatch", "--parsable", f"--output={output}", str(tmp_path / "job.sh"))
+    with trio.fail_after(60):
+        while slurm.run("squeue", "--noheader", "-j", job.strip()).strip():
+            await trio.sleep(0.2)
+    log = output.read_text()
+    for file in files:
+        uid = file.stem
+        with sqlite3.connect(db) as connection:
+            rows = connection.execute(
+                "SELECT status FROM experiment_run_instances i JOIN experiment_runs r"
+                " ON i.experiment_run_id = r.id WHERE r.uid = ?",
+                (uid,),
+            ).fetchall()
+        assert rows == [("finished",)], (uid, rows, log)

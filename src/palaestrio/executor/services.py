@@ -81,8 +81,7 @@ async def open_services(
                         on_worker_expired=on_worker_expired,
                     )
                 )
-                if curve_server is not None:
-                    # This process's own sockets (store, client, executor service) too.
+                if curve_server is not None:  # this process's own sockets use CURVE too
                     stack.enter_context(curve.registered(endpoint, curve_server.admit()))
                 # The store opens (an embedded SQLite file is created) before any run
                 # starts: a bad URI or an unreachable database fails here, clearly.
