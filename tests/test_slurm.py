@@ -258,3 +258,27 @@ async def test_palaestrio_sbatch_script_runs_in_an_allocation(
                 (uid,),
             ).fetchall()
         assert rows == [("finished",)], (uid, rows, log)
+
+
+async def test_slurms_reason_is_recorded(slurm: slurm_cluster.Cluster, tmp_path: Path) -> None:
+    """Someone scancels the governor's job: the run is `error`, and Slurm's word on it
+    (CANCELLED) is part of the reason, not just srun's exit status."""
+    run = load_run(tmp_path, "scancelled", environment=SLOW, max_iter=1_000_000)
+    with trio.fail_after(60):
+        async with open_executor(
+            1,
+            f"sqlite:///{tmp_path / 'runs.db'}",
+            broker_uri="tcp://127.0.0.1:*",
+            curve=True,
+            launcher=launcher(),
+        ) as executor:
+            executor.schedule(run)
+            (info,) = executor.experiment_runs()
+            while info.status is not RunStatus.RUNNING:
+                await trio.sleep(0.05)
+            (step,) = [
+                line.split()[0] for line in slurm.steps() if "palaestrio-scancelled-" in line
+            ]
+            slurm.run("scancel", step.split(".")[0])
+    assert info.status is RunStatus.ERROR
+    assert "Slurm: CANCELLED" in (info.reason or ""), info.reason

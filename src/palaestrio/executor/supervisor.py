@@ -251,6 +251,8 @@ def outcome(slot: RunSlot, exit_: ChildExit | None) -> tuple[RunStatus, str | No
         return RunStatus.ERROR, reason
     if exit_ is not None:
         reason += f"; RunGovernor {exit_.describe()}"
+        if exit_.engine_reason:
+            reason += f"; {exit_.engine_reason}"
         if exit_.output_tail.strip():
             reason += "\n" + exit_.output_tail.strip()
     return RunStatus.ERROR, reason
