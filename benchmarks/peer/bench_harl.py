@@ -1,0 +1,64 @@
+"""hARL's SAC under palaestrAI 3.5.18 and under palaestrio: the same file through each
+one's command line, one run each; wall time, and the per-phase objective sums (equal).
+
+    python benchmarks/peer/bench_harl.py --palaestrai /path/to/venv/bin/palaestrai
+
+The palaestrAI venv needs palaestrai==3.5.18, palaestrai-agents==3.6.2,
+palaestrai-environments==3.5.5 and torch; palaestrio's (this interpreter's) the same
+with palaestrio[palaestrai]. Times include each command's start-up and its store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RUN_FILE = Path(__file__).parent / "harl" / "sac_random.yml"
+SUMS = """SELECT p.number, m.episode, printf('%.6f', sum(m.objective))
+          FROM muscle_actions m JOIN agents a ON a.id = m.agent_id
+          JOIN experiment_run_phases p ON p.id = a.experiment_run_phase_id
+          GROUP BY p.number, m.episode ORDER BY p.number, m.episode"""
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "xdg")}
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True, timeout=1800)
+    return time.perf_counter() - start
+
+
+def sums(database: Path) -> list[tuple[int, int, str]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(SUMS).fetchall()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--palaestrai", type=Path, required=True)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temporary:
+        peer, own = Path(temporary, "palaestrai"), Path(temporary, "palaestrio")
+        peer.mkdir()
+        own.mkdir()
+        config = peer / "palaestrai-runtime.conf.yaml"
+        config.write_text(f"store_uri: sqlite:///{peer / 'store.db'}\n")
+        base = [str(args.palaestrai), "-c", str(config)]
+        subprocess.run([*base, "database-create"], cwd=peer, check=True, capture_output=True)
+        peer_time = timed([*base, "experiment-start", str(RUN_FILE)], peer)
+        palaestrio = [sys.executable, "-m", "palaestrio", "experiment-start", str(RUN_FILE)]
+        own_time = timed(palaestrio, own)
+        peer_sums, own_sums = sums(peer / "store.db"), sums(own / "palaestrio.db")
+    print(f"{'':12} {'wall time':>10}  per-phase objective sums")
+    print(f"{'palaestrAI':12} {peer_time:9.1f}s  {peer_sums}")
+    print(f"{'palaestrio':12} {own_time:9.1f}s  {own_sums}")
+    print(f"speed-up {peer_time / own_time:.1f}x; sums equal: {peer_sums == own_sums}")
+
+
+if __name__ == "__main__":
+    main()
