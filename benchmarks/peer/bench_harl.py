@@ -6,6 +6,13 @@ one's command line, one run each; wall time, and the per-phase objective sums (e
 The palaestrAI venv needs palaestrai==3.5.18, palaestrai-agents==3.6.2,
 palaestrai-environments==3.5.5 and torch; palaestrio's (this interpreter's) the same
 with palaestrio[palaestrai]. Times include each command's start-up and its store.
+
+Measured (2 cores): palaestrAI 115.3 s, palaestrio 14.1 s at load ~1, sums equal and
+hARL's actor and critic files byte-identical; at load ~3-4 palaestrAI took 453.8 s and
+its sums differed from its own earlier runs (763.308025 / 925.427663 against
+801.687302 / 925.803848): palaestrAI's result depends on timing when its processes are
+starved, palaestrio's does not. palaestrio's time is mostly importing torch twice (the
+executor's file check and the governor).
 """
 
 from __future__ import annotations
