@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import urllib.parse
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -94,8 +94,12 @@ class CurveServer:
         raw.zap_domain = b"palaestrio"
 
 
+# Typed here: pyzmq 26 (which palaestrAI's extra installs) leaves it untyped, 27 not.
+_z85_encode: Callable[[bytes], bytes] = z85.encode
+
+
 def z85_text(binary_key: bytes) -> bytes:
-    return bytes(z85.encode(binary_key))  # type: ignore[no-untyped-call]
+    return bytes(_z85_encode(binary_key))
 
 
 _client_keys: dict[str, ClientKeys] = {}
