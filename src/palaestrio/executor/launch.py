@@ -37,6 +37,8 @@ import trio
 from palaestrio import proctree
 
 OUTPUT_TAIL_BYTES = 4096
+MAX_LINE_BYTES = 16 * 1024
+"""Longer output lines are cut (the rest is counted, not kept)."""
 DRAIN_GRACE = 0.5
 """How long to read what a child wrote before it died, after it is reaped."""
 LAUNCH_MARK_VARIABLE = "PALAESTRIO_LAUNCH"
@@ -236,26 +238,51 @@ def _is_reaped(process: trio.Process) -> bool:
 
 
 class _OutputTail:
+    """Splits a child's output into lines for `on_line`, keeping the last few KiB.
+
+    A line is cut at `MAX_LINE_BYTES` (a 100 MB line without a newline must not become
+    100 MB here), saying how much was cut."""
+
     def __init__(self, on_line: LineCallback | None) -> None:
         self.on_line = on_line
         self.buffer = bytearray()
-        self.partial_line = b""
+        self.line = bytearray()
+        self.cut = 0
         self.done = trio.Event()
 
     async def drain(self, stream: trio.abc.ReceiveStream) -> None:
         try:
             async with stream:
                 async for chunk in stream:
-                    self.buffer += chunk
+                    self.buffer += chunk[-OUTPUT_TAIL_BYTES:]
                     del self.buffer[:-OUTPUT_TAIL_BYTES]
                     if self.on_line is not None:
-                        *lines, self.partial_line = (self.partial_line + chunk).split(b"\n")
-                        for line in lines:
-                            self.on_line(line.decode(errors="replace"))
+                        self.feed(chunk)
         finally:
-            if self.partial_line and self.on_line is not None:
-                self.on_line(self.partial_line.decode(errors="replace"))
+            if (self.line or self.cut) and self.on_line is not None:
+                self._emit()
             self.done.set()
+
+    def feed(self, chunk: bytes | bytearray) -> None:
+        *ended, rest = chunk.split(b"\n")
+        for piece in ended:
+            self._append(piece)
+            self._emit()
+        self._append(rest)
+
+    def _append(self, piece: bytes | bytearray) -> None:
+        room = max(MAX_LINE_BYTES - len(self.line), 0)
+        self.line += piece[:room]
+        self.cut += max(len(piece) - room, 0)
+
+    def _emit(self) -> None:
+        assert self.on_line is not None
+        text = self.line.decode(errors="replace")
+        if self.cut:
+            text += f" [... {self.cut} more bytes of this line not shown]"
+        self.line.clear()
+        self.cut = 0
+        self.on_line(text)
 
     def tail(self) -> str:
         return self.buffer.decode(errors="replace")

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import msgspec
 import trio
@@ -117,7 +117,7 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
                 argv,
                 name=slot.info.experiment_run.uid,
                 env=keys.environment() if keys is not None else None,
-                on_output_line=partial(forward_governor_line, slot.info.experiment_run.uid),
+                on_output_line=GovernorLines(slot.info.experiment_run.uid),
                 task_status=task_status,
             )
             exits.append(exit_)  # the launcher may add the engine's reason to child.exit
@@ -256,6 +256,46 @@ def outcome(slot: RunSlot, exit_: ChildExit | None) -> tuple[RunStatus, str | No
         if exit_.output_tail.strip():
             reason += "\n" + exit_.output_tail.strip()
     return RunStatus.ERROR, reason
+
+
+class GovernorLines:
+    """Re-logs a governor's output lines under `palaestrio.governor`, at most `rate`
+    lines a second (bursts of `burst`): a component printing megabytes a second must
+    not slow its run down by the executor's logging. What is not shown is counted and
+    said with the next line shown."""
+
+    def __init__(
+        self,
+        run_uid: str,
+        rate: float = 200.0,
+        burst: float = 1000.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.run_uid = run_uid
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.tokens = burst
+        self.last = clock()
+        self.dropped = 0
+
+    def __call__(self, line: str) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            self.dropped += 1
+            return
+        self.tokens -= 1
+        if self.dropped:
+            governor_log.warning(
+                "[%s] %d lines of output not shown (more than %g lines/s)",
+                self.run_uid,
+                self.dropped,
+                self.rate,
+            )
+            self.dropped = 0
+        forward_governor_line(self.run_uid, line)
 
 
 def forward_governor_line(run_uid: str, line: str) -> None:
