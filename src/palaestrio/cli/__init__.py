@@ -18,23 +18,48 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from typing import TYPE_CHECKING, Any
 
-# Imported for their commands, which they add to `cli`.
-from palaestrio.cli import broker, database, experiment, runs, runtime_config, slurm  # noqa: F401
-from palaestrio.cli.group import cli
+if TYPE_CHECKING:
+    from palaestrio.cli.group import cli
 
 __all__ = ["cli", "main"]
 
+EXIT_INTERRUPTED = 130
+
+
+def __getattr__(name: str) -> Any:
+    """`cli` with every command group added (imported on first use, see `main`)."""
+    if name != "cli":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # Imported for their commands, which they add to `cli`.
+    from palaestrio.cli import broker, database, experiment, runs, runtime_config, slurm  # noqa: F401
+    from palaestrio.cli.group import cli
+
+    return cli
+
 
 def main() -> None:
+    """The `palaestrio` program: exit statuses as documented above, never a traceback
+    for a ^C, whenever it comes."""
+    # Until the command runs, a ^C has nothing to stop: leave at once, quietly (the
+    # imports take a few tenths of a second, a KeyboardInterrupt there is a traceback).
+    signal.signal(signal.SIGINT, _interrupted)
+    command = __getattr__("cli")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        cli(prog_name="palaestrio")
+        command(prog_name="palaestrio")
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
         if isinstance(exit_.code, str):
             print(exit_.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    # Done: a ^C now must not turn the exit status into "killed by SIGINT".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Every run is stored and every service closed by now: skip the interpreter's
     # teardown (SQLAlchemy, trio, zmq: about 0.3 s, more under load), which only
     # delays the exit a user waits for after ^C.
@@ -42,3 +67,7 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    os._exit(EXIT_INTERRUPTED)
