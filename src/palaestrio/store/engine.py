@@ -150,7 +150,9 @@ def create_database(uri: str) -> None:
         _check_sqlite_directory(url)
     else:
         _create_postgres_database(url)
-    engine = make_engine(url)
+    # BEGIN IMMEDIATE on SQLite: two stores creating one fresh file at once queue for
+    # the write lock (busy timeout) instead of failing to upgrade a read lock.
+    engine = make_engine(url, immediate=True)
     try:
         with _connection_errors(url), engine.begin() as connection:
             found = _stored_version(connection)
