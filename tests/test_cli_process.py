@@ -70,6 +70,41 @@ def test_the_readme_main_command(tmp_path: Path, command: list[str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+def on_terminal(cwd: Path, *args: str | Path, columns: int) -> str:
+    """`palaestrio ARGS` on a real terminal (a pty) `columns` wide, to its end (exit 0
+    asserted): everything it drew."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [*PYTHON_M, *map(str, args)],
+        cwd=cwd,
+        env=environment(XDG_CONFIG_HOME=str(cwd / "xdg"), COLUMNS=str(columns), TERM="xterm"),
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+        os.close(leader)
+    return screen.decode(errors="replace")
+
+
 def test_plain_output_and_exit_1_when_a_run_fails(tmp_path: Path) -> None:
     failing = write_experiment(
         tmp_path, "failing", environment="executor_components:FailingEnvironment"
@@ -173,36 +208,7 @@ def test_governor_log_lines_carry_the_run_uid(tmp_path: Path) -> None:
 
 def test_live_view_on_a_terminal(tmp_path: Path) -> None:
     run_file = write_experiment(tmp_path, "watched", max_iter=200, episodes=2)
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [*PYTHON_M, "experiment-start", str(run_file)],
-        cwd=tmp_path,
-        env=environment(XDG_CONFIG_HOME=str(tmp_path / "xdg"), COLUMNS="120", TERM="xterm"),
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    screen = b""
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.wait()
-        os.close(leader)
-    text = screen.decode(errors="replace")
+    text = on_terminal(tmp_path, "experiment-start", run_file, columns=120)
     assert "steps/s" in text  # the live table's header
     assert "\x1b[" in text  # drawn with terminal control sequences
     assert "finished" in text

@@ -4,10 +4,7 @@ things a researcher meets every day (issue 12)."""
 from __future__ import annotations
 
 import logging
-import os
-import pty
 import re
-import select
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +23,7 @@ from palaestrio.status import RunStatus
 from palaestrio.store import list_runs, open_database
 from test_cli import assert_clean_error
 from test_cli import workdir as workdir  # the fixture, used by name
-from test_cli_process import environment
+from test_cli_process import environment, on_terminal
 
 LONG_NAME = "baseline-with-a-rather-long-descriptive-run-name"
 
@@ -241,35 +238,8 @@ def test_broker_on_a_port_in_use_or_a_bad_endpoint_is_one_line(tmp_path: Path) -
 def test_live_view_and_summary_on_an_80_column_terminal(tmp_path: Path) -> None:
     """Through a real terminal (a pty) of 80 columns: names, statuses and steps whole."""
     run_file = write_experiment(tmp_path, LONG_NAME, max_iter=200, episodes=2)
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "palaestrio", "experiment-start", str(run_file)],
-        cwd=tmp_path,
-        env=environment(XDG_CONFIG_HOME=str(tmp_path / "xdg"), COLUMNS="80", TERM="xterm"),
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    screen = b""
-    try:
-        while True:
-            ready, _, _ = select.select([leader], [], [], 60.0)
-            if not ready:
-                break
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.wait()
-        os.close(leader)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
+    screen = on_terminal(tmp_path, "experiment-start", run_file, columns=80)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
     lines = text.replace("\r", "\n").splitlines()
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     assert "400/400 100%" in text  # the live row of the finished run
