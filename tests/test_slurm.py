@@ -24,7 +24,7 @@ from executor_support import (
     wait_for_steps,
     write_experiment,
 )
-from leak_guard import TAG_VARIABLE, tagged
+from leak_guard import TAG_VARIABLE, command_line, tagged
 from palaestrio import proctree
 from palaestrio.cli.slurm import batch_script
 from palaestrio.executor import open_executor
@@ -56,14 +56,32 @@ def slurm(
 ) -> Iterator[slurm_cluster.Cluster]:
     """The cluster for one test, which must leave no step and no tagged process."""
     monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    stepds_before = set(slurm_cluster.stepds())
     yield cluster
     tag = os.environ[TAG_VARIABLE]
     deadline = time.monotonic() + 15
-    while (left := tagged(tag, proctree.parents())) or cluster.steps():
+    # A step's slurmstepd is not tagged and daemonizes (so it is re-parented to pytest):
+    # it may still be cleaning up after squeue stopped listing the step.
+    while (
+        (left := tagged(tag, proctree.parents()))
+        or cluster.steps()
+        or _step_stepds(set(slurm_cluster.stepds()) - stepds_before)
+    ):
         if time.monotonic() > deadline:
             proctree.kill(left)
             raise AssertionError(f"left behind: processes {left}, steps {cluster.steps()}")
         time.sleep(0.1)
+
+
+def _step_stepds(pids: set[int]) -> list[int]:
+    """Those of `pids` that serve a job step ("slurmstepd: [12.0]"), not a job's extern
+    or batch step, which live as long as their allocation."""
+    found = []
+    for pid in pids:
+        name = command_line(pid)
+        if name.startswith("slurmstepd: [") and name.rstrip("]").rsplit(".", 1)[-1].isdigit():
+            found.append(pid)
+    return found
 
 
 def launcher() -> SlurmStepLauncher:
