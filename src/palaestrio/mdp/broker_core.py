@@ -138,7 +138,7 @@ class BrokerCore:
             return out
         for worker in [w for w in self._workers.values() if w.expires_at < now]:
             log.info("worker of %r went silent; forgetting it", worker.service.name)
-            self._forget(worker)
+            self._forget(worker, now)
             self._dispatch(worker.service, out)
             if self._on_worker_expired is not None:
                 self._on_worker_expired(worker.service.name)
@@ -185,7 +185,7 @@ class BrokerCore:
     def _refusal(self, service: _Service, size: int) -> str | None:
         """Why a request of `size` bytes cannot wait for `service`, if it cannot."""
         if len(service.waiting) >= self._max_waiting:
-            return f"{len(service.waiting)} requests already wait for a worker (the limit)"
+            return f"{len(service.waiting)} requests already wait for a worker, the service's limit"
         if service.waiting_bytes + size > self._max_waiting_bytes:
             return (
                 f"it takes {size:,} bytes and {service.waiting_bytes:,} already wait, "
@@ -214,7 +214,7 @@ class BrokerCore:
         if worker is not None:
             worker.expires_at = now + self._expiry
         if command == mdp.REPLY:
-            self._reply(identity, worker, rest, out)
+            self._reply(identity, worker, rest, now, out)
         elif command == mdp.HEARTBEAT:
             if worker is None:
                 out.append(_disconnect(identity))
@@ -222,7 +222,7 @@ class BrokerCore:
             self._ready(identity, worker, rest, now, out)
         elif command == mdp.DISCONNECT:
             if worker is not None:
-                self._forget(worker)
+                self._forget(worker, now)
                 self._dispatch(worker.service, out)
         else:
             raise Malformed("unknown command", f"unknown worker command {command[:8]!r}")
@@ -241,7 +241,7 @@ class BrokerCore:
             # A second READY (or a reserved name): make it start over cleanly.
             out.append(_disconnect(identity))
             if worker is not None:
-                self._forget(worker)
+                self._forget(worker, now)
                 self._dispatch(worker.service, out)  # the request it held, if any
             return
         service = self._service(rest[0])
@@ -252,14 +252,19 @@ class BrokerCore:
         self._dispatch(service, out)
 
     def _reply(
-        self, identity: bytes, worker: _Worker | None, rest: list[bytes], out: list[Message]
+        self,
+        identity: bytes,
+        worker: _Worker | None,
+        rest: list[bytes],
+        now: float,
+        out: list[Message],
     ) -> None:
         if len(rest) < 2 or rest[1]:
             raise Malformed("bad REPLY", "REPLY without client address and empty delimiter")
         if worker is None or worker.busy_with is None:
             # Unknown, or it answers a request it never got: make it start over.
             if worker is not None:
-                self._forget(worker)
+                self._forget(worker, now)
             out.append(_disconnect(identity))
             return
         service = worker.service
@@ -309,7 +314,7 @@ class BrokerCore:
         if not service.workers and not service.waiting:
             self._services.pop(service.name, None)
 
-    def _forget(self, worker: _Worker) -> None:
+    def _forget(self, worker: _Worker, now: float) -> None:
         del self._workers[worker.identity]
         service = worker.service
         service.idle.pop(worker.identity, None)
@@ -317,7 +322,11 @@ class BrokerCore:
         if worker.busy_with is not None:
             # It never answered: the request goes back to the front of the queue, so a
             # worker that comes later serves it (at least once, never silently lost).
-            log.warning("worker of %r left while serving a request; requeued it", service.name)
+            self.drops.drop(
+                "requeued",
+                f"worker of {service.name!r} left while serving a request; requeued it",
+                now,
+            )
             service.waiting.appendleft(worker.busy_with)
             service.waiting_bytes += worker.busy_with[2]
             self.queued_bytes += worker.busy_with[2]

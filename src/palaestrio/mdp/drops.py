@@ -1,10 +1,11 @@
-"""Counting what the broker drops, logged as a few lines however much bad input comes.
+"""Counting what the broker drops (or requeues), logged as a few lines however much
+bad input comes.
 
-The first drop after a quiet spell is logged in full (who sent it and what was wrong);
-drops within the next `interval` seconds are only counted, and one line then sums them
-up by kind ("dropped 20,000 messages in the last 10 s: 12,000 bad header, 8,000 unknown
-command"). So a flood of garbage costs at most two log lines per interval, and a single
-bad message is still explained at once.
+The first event after a quiet spell is logged in full (who sent it and what was wrong);
+events within the next `interval` seconds are only counted, and one line then sums them
+up by kind ("20,000 more message(s) dropped or requeued in the last 10 s: 12,000 bad
+header, 8,000 unknown command"). So a flood of garbage costs at most two log lines per
+interval, and a single bad message is still explained at once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class DropLog:
         """When the current summary window closes; None while no drop is being counted."""
 
     def drop(self, kind: str, detail: str, now: float) -> None:
-        """Counts one dropped message of `kind`; `detail` says what and from whom."""
+        """Counts one message of `kind`; `detail` says what and from whom."""
         self.totals[kind] += 1
         if self._window_ends is None:
             self._log.warning("%s", detail)
@@ -42,7 +43,7 @@ class DropLog:
         if self._pending:
             kinds = ", ".join(f"{count:,} {kind}" for kind, count in self._pending.most_common())
             self._log.warning(
-                "dropped %s more message(s) in the last %g s: %s",
+                "%s more message(s) dropped or requeued in the last %g s: %s",
                 f"{self._pending.total():,}",
                 self._interval,
                 kinds,
