@@ -78,8 +78,7 @@ class Socket:
                 try:
                     self.raw.send_multipart(frames, zmq.NOBLOCK)
                 except zmq.Again:
-                    await self._wait_for(zmq.POLLOUT)
-                    waited = True
+                    waited = await self._wait_for(zmq.POLLOUT) or waited
                 else:
                     self._wake_others()
                     break
@@ -113,8 +112,7 @@ class Socket:
                 try:
                     frames = self.raw.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
-                    await self._wait_for(zmq.POLLIN)
-                    waited = True
+                    waited = await self._wait_for(zmq.POLLIN) or waited
                 else:
                     self._wake_others()
                     break
@@ -124,6 +122,35 @@ class Socket:
             # We hold the message: a cancellation at this yield must not drop it.
             await trio.lowlevel.cancel_shielded_checkpoint()
         return frames
+
+    def try_recv_multipart(self) -> list[bytes] | None:
+        """Receives one message if one is there now; None if not (no waiting).
+
+        For a task that owns the socket and drains it in batches: no scheduler pass per
+        message. Wait with `wait_recv` when it returns None.
+        """
+        if self._closed or self._receiving:
+            return None
+        try:
+            frames = self.raw.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        self._wake_others()
+        return frames
+
+    async def wait_recv(self) -> None:
+        """Waits until a message can be received; always a checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this socket")
+        self._receiving = True
+        try:
+            waited = await self._wait_for(zmq.POLLIN)
+        finally:
+            self._receiving = False
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     # -- closing -------------------------------------------------------------------
 
@@ -165,7 +192,9 @@ class Socket:
             self._wakeup.set()
             self._wakeup = trio.Event()
 
-    async def _wait_for(self, flag: int) -> None:
+    async def _wait_for(self, flag: int) -> bool:
+        """Waits until `flag` is in EVENTS; says whether it had to wait (a checkpoint)."""
+        waited = False
         while True:
             events = cast(int, self.raw.getsockopt(zmq.EVENTS))
             # Reading EVENTS (like the failed attempt before it) may have consumed the
@@ -175,7 +204,8 @@ class Socket:
             if other_waits and events & (zmq.POLLOUT if flag == zmq.POLLIN else zmq.POLLIN):
                 self._wake_others()
             if events & flag:
-                return
+                return waited
+            waited = True
             if self._watch_scope is None:
                 try:
                     with trio.CancelScope() as self._watch_scope:
