@@ -76,7 +76,9 @@ class ReferenceBroker:
         name, body = frames[0], frames[1:]
         if name.startswith(b"mmi."):
             known = self.services.get(body[0]) if body else None
-            code = b"501" if name != b"mmi.service" else b"200" if known and known.workers else b"404"
+            code = (
+                b"501" if name != b"mmi.service" else b"200" if known and known.workers else b"404"
+            )
             self.socket.send_multipart([sender, b"", CLIENT, name, code])
             return
         self.dispatch(self.require_service(name), [sender, b"", *body])
