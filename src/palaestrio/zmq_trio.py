@@ -39,6 +39,9 @@ _backend_get = zmq.backend.Socket.get
 _NOBLOCK: Final = int(zmq.NOBLOCK)
 _NOBLOCK_SNDMORE: Final = int(zmq.NOBLOCK | zmq.SNDMORE)
 _RCVMORE: Final = int(zmq.RCVMORE)
+_EVENTS: Final = int(zmq.EVENTS)
+_POLLIN: Final = int(zmq.POLLIN)
+_POLLOUT: Final = int(zmq.POLLOUT)
 
 
 def _send_now(raw: zmq.Socket[bytes], frames: Sequence[bytes]) -> None:
@@ -106,7 +109,7 @@ class Socket:
                 try:
                     _send_now(self.raw, frames)
                 except zmq.Again:
-                    waited = await self._wait_for(zmq.POLLOUT) or waited
+                    waited = await self._wait_for(_POLLOUT) or waited
                 else:
                     self._wake_others()
                     break
@@ -140,7 +143,7 @@ class Socket:
                 try:
                     frames = _recv_now(self.raw)
                 except zmq.Again:
-                    waited = await self._wait_for(zmq.POLLIN) or waited
+                    waited = await self._wait_for(_POLLIN) or waited
                 else:
                     self._wake_others()
                     break
@@ -174,7 +177,7 @@ class Socket:
             raise trio.BusyResourceError("another task is already receiving on this socket")
         self._receiving = True
         try:
-            waited = await self._wait_for(zmq.POLLIN)
+            waited = await self._wait_for(_POLLIN)
         finally:
             self._receiving = False
         if not waited:
@@ -224,12 +227,12 @@ class Socket:
         """Waits until `flag` is in EVENTS; says whether it had to wait (a checkpoint)."""
         waited = False
         while True:
-            events = cast(int, self.raw.getsockopt(zmq.EVENTS))
+            events = cast(int, _backend_get(self.raw, _EVENTS))
             # Reading EVENTS (like the failed attempt before it) may have consumed the
             # edge the task waiting for the *other* direction needs: if its flag is set
             # now, wake it. Only then, so two waiters never wake each other in circles.
-            other_waits = self._sending if flag == zmq.POLLIN else self._receiving
-            if other_waits and events & (zmq.POLLOUT if flag == zmq.POLLIN else zmq.POLLIN):
+            other_waits = self._sending if flag == _POLLIN else self._receiving
+            if other_waits and events & (_POLLOUT if flag == _POLLIN else _POLLIN):
                 self._wake_others()
             if events & flag:
                 return waited

@@ -50,32 +50,40 @@ async def _run(sock: Socket, core: BrokerCore) -> None:
 
     Each wakeup drains every message that is there (up to `BATCH`, then other tasks get
     a turn), so under load the scheduler runs once per batch instead of once per message.
+    The core's timed work runs in a task of its own, so a wait needs no cancel scope.
     """
     out: list[list[bytes]] = []
-    while True:
-        now = trio.current_time()
-        received = 0
-        while received < BATCH and (frames := sock.try_recv_multipart()) is not None:
-            core.receive_into(frames, now, out)
-            received += 1
-        if now >= core.next_deadline():
-            out += core.tick(now)
-        if out:
-            await _send_all(sock, out)
-            out.clear()
-        if received == BATCH:
-            await trio.lowlevel.checkpoint()
-        else:
-            with trio.move_on_at(core.next_deadline()):
+    send_lock = trio.Lock()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_tick, sock, core, send_lock)
+        while True:
+            now = trio.current_time()
+            received = 0
+            while received < BATCH and (frames := sock.try_recv_multipart()) is not None:
+                core.receive_into(frames, now, out)
+                received += 1
+            if out:
+                await _send_all(sock, out, send_lock)
+                out.clear()
+            if received == BATCH:
+                await trio.lowlevel.checkpoint()
+            else:
                 await sock.wait_recv()
 
 
-async def _send_all(sock: Socket, messages: list[list[bytes]]) -> None:
+async def _tick(sock: Socket, core: BrokerCore, send_lock: trio.Lock) -> None:
+    while True:
+        await trio.sleep_until(core.next_deadline())
+        await _send_all(sock, core.tick(trio.current_time()), send_lock)
+
+
+async def _send_all(sock: Socket, messages: list[list[bytes]], send_lock: trio.Lock) -> None:
     for message in messages:
-        # A ROUTER does not block a send (it drops what it cannot route), so this saves
-        # a trip through the scheduler per message.
+        # A ROUTER does not block a send (it drops what it cannot route), so the lock
+        # for a waiting send (one sender at a time) is not needed in practice.
         if not sock.try_send_multipart(message):
-            await sock.send_multipart(message)
+            async with send_lock:
+                await sock.send_multipart(message)
 
 
 @contextmanager
