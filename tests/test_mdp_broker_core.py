@@ -7,6 +7,7 @@ and times. No sockets and no clock: every test is synchronous and exact to the s
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -18,8 +19,8 @@ from palaestrio.mdp.broker_core import BrokerCore
 Message = list[bytes]
 
 
-def new_core(**options: int) -> BrokerCore:
-    return BrokerCore(heartbeat_interval=1.0, heartbeat_liveness=3, now=0.0, **options)
+def new_core(**options: float) -> BrokerCore:
+    return BrokerCore(heartbeat_interval=1.0, heartbeat_liveness=3, now=0.0, **options)  # type: ignore[arg-type]
 
 
 def client(identity: bytes, service: bytes, *body: bytes) -> Message:
@@ -133,9 +134,12 @@ def test_waiting_requests_are_bounded_per_service(caplog: pytest.LogCaptureFixtu
     for index in range(6):
         assert core.receive(client(b"c", b"bounded", b"%d" % index), 0.0) == []
     assert core.receive(client(b"c", b"other", b"x"), 0.0) == []  # its own queue
-    dropped = [record.getMessage() for record in caplog.records]
-    assert len(dropped) == 3, dropped
-    assert all("b'bounded'" in message and "3 requests" in message for message in dropped)
+    assert core.drops.totals == {"refused": 3}
+    [refused] = [record.getMessage() for record in caplog.records]
+    assert refused == (
+        "refused a request for b'bounded': 3 requests already wait for a worker, "
+        "the service's limit"
+    )
     [first] = core.receive(worker(b"w", READY, b"bounded"), 0.0)
     served = [first[-1]]
     for _ in range(len(BAD_MESSAGES)):
@@ -276,7 +280,7 @@ BAD_MESSAGES = [
 ]
 
 
-def test_malformed_messages_are_dropped_with_one_warning_each(
+def test_malformed_messages_are_dropped_and_summed_up_in_two_log_lines(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="palaestrio.mdp.broker")
@@ -284,10 +288,20 @@ def test_malformed_messages_are_dropped_with_one_warning_each(
     core.receive(worker(b"peer", READY, b"still"), 0.0)
     for message in BAD_MESSAGES:
         assert core.receive(message, 0.0) == []
-    warnings = [record.getMessage() for record in caplog.records]
-    assert len(warnings) == len(BAD_MESSAGES), warnings
-    assert all(warning.startswith("dropped a message from") for warning in warnings)
+    # The first is explained at once, the rest summed up when the interval is over.
+    [first] = [record.getMessage() for record in caplog.records]
+    assert first == "dropped a message from b'': 0 frame(s), an MDP message has 3+"
     assert core.receive(client(b"c", b"still", b"ok"), 0.0) == [request_to(b"peer", b"c", b"ok")]
+    core.receive(reply_from(b"peer", b"c", b"ok"), 0.0)
+    core.tick(2.0)
+    assert caplog.records[1:] == []  # the 10 s interval is not over yet
+    core.tick(10.0)
+    [summary] = [record.getMessage() for record in caplog.records if "more" in record.getMessage()]
+    assert summary == (
+        "10 more message(s) dropped or requeued in the last 10 s: 2 too short, 2 bad REPLY, "
+        "1 no delimiter, 1 bad header, 1 no service, 1 no command, 1 unknown command, "
+        "1 bad READY"
+    )
 
 
 # --- no request lost or answered twice, whatever the workers do ----------------------------
@@ -353,7 +367,7 @@ class Peers:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(ACTIONS, max_size=60))
 def test_every_request_is_answered_exactly_once(actions: list[tuple[str, bytes | float]]) -> None:
-    core = new_core()
+    core = new_core(request_expiry=math.inf)
     peers = Peers(core)
     for action, target in actions:
         peers.act(action, target)
@@ -364,3 +378,4 @@ def test_every_request_is_answered_exactly_once(actions: list[tuple[str, bytes |
     while b"final" in peers.holding:
         peers.act("reply", b"final")
     assert sorted(peers.answered) == sorted(peers.sent)
+    assert (core.queued_requests, core.queued_bytes) == (0, 0)

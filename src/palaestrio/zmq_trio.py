@@ -14,6 +14,9 @@ The rules this module follows:
   have eaten the edge it was waiting for, and everyone re-reads `zmq.EVENTS`.
 * `close()` marks the socket closed, calls `trio.lowlevel.notify_closing` so a waiting
   task wakes with `trio.ClosedResourceError` at once, and closes with linger 0.
+* Frames go through pyzmq's compiled `zmq.backend.Socket` calls with int flags, not its
+  Python `send_multipart`/`recv_multipart`: those cost 3-5× more per message (measured
+  here, benchmarks/mdp_broker.py), which is most of a broker's time per message.
 """
 
 from __future__ import annotations
@@ -29,6 +32,34 @@ import zmq
 from palaestrio import curve
 
 __all__ = ["Socket", "new_socket", "open_socket", "shared_context"]
+
+_backend_send = zmq.backend.Socket.send
+_backend_recv = zmq.backend.Socket.recv
+_backend_get = zmq.backend.Socket.get
+_NOBLOCK: Final = int(zmq.NOBLOCK)
+_NOBLOCK_SNDMORE: Final = int(zmq.NOBLOCK | zmq.SNDMORE)
+_RCVMORE: Final = int(zmq.RCVMORE)
+_EVENTS: Final = int(zmq.EVENTS)
+_POLLIN: Final = int(zmq.POLLIN)
+_POLLOUT: Final = int(zmq.POLLOUT)
+
+
+def _send_now(raw: zmq.Socket[bytes], frames: Sequence[bytes]) -> None:
+    """Sends all of `frames` or, with `zmq.Again`, none: a message's later frames are
+    always taken once its first one is (zmq's multipart atomicity)."""
+    last = len(frames) - 1
+    if last < 0:
+        raise ValueError("a zmq message has at least one frame")
+    for index, frame in enumerate(frames):
+        _backend_send(raw, frame, _NOBLOCK_SNDMORE if index < last else _NOBLOCK)
+
+
+def _recv_now(raw: zmq.Socket[bytes]) -> list[bytes]:
+    """Receives one whole message, or raises `zmq.Again`."""
+    frames: list[bytes] = [_backend_recv(raw, _NOBLOCK)]
+    while _backend_get(raw, _RCVMORE):
+        frames.append(_backend_recv(raw, _NOBLOCK))
+    return frames
 
 
 @final
@@ -76,10 +107,9 @@ class Socket:
         try:
             while True:
                 try:
-                    self.raw.send_multipart(frames, zmq.NOBLOCK)
+                    _send_now(self.raw, frames)
                 except zmq.Again:
-                    await self._wait_for(zmq.POLLOUT)
-                    waited = True
+                    waited = await self._wait_for(_POLLOUT) or waited
                 else:
                     self._wake_others()
                     break
@@ -94,7 +124,7 @@ class Socket:
         if self._closed or self._sending:
             return False
         try:
-            self.raw.send_multipart(frames, zmq.NOBLOCK)
+            _send_now(self.raw, frames)
         except zmq.Again:
             return False
         self._wake_others()
@@ -111,10 +141,9 @@ class Socket:
         try:
             while True:
                 try:
-                    frames = self.raw.recv_multipart(zmq.NOBLOCK)
+                    frames = _recv_now(self.raw)
                 except zmq.Again:
-                    await self._wait_for(zmq.POLLIN)
-                    waited = True
+                    waited = await self._wait_for(_POLLIN) or waited
                 else:
                     self._wake_others()
                     break
@@ -124,6 +153,35 @@ class Socket:
             # We hold the message: a cancellation at this yield must not drop it.
             await trio.lowlevel.cancel_shielded_checkpoint()
         return frames
+
+    def try_recv_multipart(self) -> list[bytes] | None:
+        """Receives one message if one is there now; None if not (no waiting).
+
+        For a task that owns the socket and drains it in batches: no scheduler pass per
+        message. Wait with `wait_recv` when it returns None.
+        """
+        if self._closed or self._receiving:
+            return None
+        try:
+            frames = _recv_now(self.raw)
+        except zmq.Again:
+            return None
+        self._wake_others()
+        return frames
+
+    async def wait_recv(self) -> None:
+        """Waits until a message can be received; always a checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this socket")
+        self._receiving = True
+        try:
+            waited = await self._wait_for(_POLLIN)
+        finally:
+            self._receiving = False
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     # -- closing -------------------------------------------------------------------
 
@@ -165,17 +223,20 @@ class Socket:
             self._wakeup.set()
             self._wakeup = trio.Event()
 
-    async def _wait_for(self, flag: int) -> None:
+    async def _wait_for(self, flag: int) -> bool:
+        """Waits until `flag` is in EVENTS; says whether it had to wait (a checkpoint)."""
+        waited = False
         while True:
-            events = cast(int, self.raw.getsockopt(zmq.EVENTS))
+            events = cast(int, _backend_get(self.raw, _EVENTS))
             # Reading EVENTS (like the failed attempt before it) may have consumed the
             # edge the task waiting for the *other* direction needs: if its flag is set
             # now, wake it. Only then, so two waiters never wake each other in circles.
-            other_waits = self._sending if flag == zmq.POLLIN else self._receiving
-            if other_waits and events & (zmq.POLLOUT if flag == zmq.POLLIN else zmq.POLLIN):
+            other_waits = self._sending if flag == _POLLIN else self._receiving
+            if other_waits and events & (_POLLOUT if flag == _POLLIN else _POLLIN):
                 self._wake_others()
             if events & flag:
-                return
+                return waited
+            waited = True
             if self._watch_scope is None:
                 try:
                     with trio.CancelScope() as self._watch_scope:

@@ -25,7 +25,14 @@ import zmq
 from palaestrio import curve
 from palaestrio.curve import CurveServer
 from palaestrio.mdp import protocol as mdp
-from palaestrio.mdp.broker_core import DEFAULT_MAX_WAITING_REQUESTS, BrokerCore
+from palaestrio.mdp.broker_core import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_WAITING_BYTES,
+    DEFAULT_MAX_WAITING_REQUESTS,
+    DEFAULT_REQUEST_EXPIRY,
+    BrokerCore,
+)
+from palaestrio.mdp.drops import DEFAULT_LOG_INTERVAL
 from palaestrio.mdp.zap import ZAP_ENDPOINT, serve_zap
 from palaestrio.zmq_trio import Socket, open_socket
 
@@ -34,24 +41,49 @@ __all__ = ["DEFAULT_MAX_WAITING_REQUESTS", "main", "private_ipc_endpoint", "serv
 log = logging.getLogger(__name__)
 
 
+BATCH = 256
+"""Messages handled per scheduler pass while more keep coming."""
+
+
 async def _run(sock: Socket, core: BrokerCore) -> None:
-    """Moves frames between `sock` and `core` until cancelled."""
+    """Moves frames between `sock` and `core` until cancelled.
+
+    Each wakeup drains every message that is there (up to `BATCH`, then other tasks get
+    a turn), so under load the scheduler runs once per batch instead of once per message.
+    The core's timed work runs in a task of its own, so a wait needs no cancel scope.
+    """
+    out: list[list[bytes]] = []
+    send_lock = trio.Lock()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_tick, sock, core, send_lock)
+        while True:
+            now = trio.current_time()
+            received = 0
+            while received < BATCH and (frames := sock.try_recv_multipart()) is not None:
+                core.receive_into(frames, now, out)
+                received += 1
+            if out:
+                await _send_all(sock, out, send_lock)
+                out.clear()
+            if received == BATCH:
+                await trio.lowlevel.checkpoint()
+            else:
+                await sock.wait_recv()
+
+
+async def _tick(sock: Socket, core: BrokerCore, send_lock: trio.Lock) -> None:
     while True:
-        frames: list[bytes] | None = None
-        with trio.move_on_at(core.next_deadline()):
-            frames = await sock.recv_multipart()
-        now = trio.current_time()
-        if frames is not None:
-            await _send_all(sock, core.receive(frames, now))
-        await _send_all(sock, core.tick(now))
+        await trio.sleep_until(core.next_deadline())
+        await _send_all(sock, core.tick(trio.current_time()), send_lock)
 
 
-async def _send_all(sock: Socket, messages: list[list[bytes]]) -> None:
+async def _send_all(sock: Socket, messages: list[list[bytes]], send_lock: trio.Lock) -> None:
     for message in messages:
-        # A ROUTER does not block a send (it drops what it cannot route), so this saves
-        # a trip through the scheduler per message; receiving still checkpoints.
+        # A ROUTER does not block a send (it drops what it cannot route), so the lock
+        # for a waiting send (one sender at a time) is not needed in practice.
         if not sock.try_send_multipart(message):
-            await sock.send_multipart(message)
+            async with send_lock:
+                await sock.send_multipart(message)
 
 
 @contextmanager
@@ -70,6 +102,10 @@ async def serve(
     heartbeat_interval: float = mdp.DEFAULT_HEARTBEAT_INTERVAL,
     heartbeat_liveness: int = mdp.DEFAULT_HEARTBEAT_LIVENESS,
     max_waiting_requests: int = DEFAULT_MAX_WAITING_REQUESTS,
+    max_waiting_bytes: int = DEFAULT_MAX_WAITING_BYTES,
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    request_expiry: float = DEFAULT_REQUEST_EXPIRY,
+    drop_log_interval: float = DEFAULT_LOG_INTERVAL,
     curve_server: CurveServer | None = None,
     insecure: bool = False,
     on_worker_expired: Callable[[bytes], None] | None = None,
@@ -84,6 +120,11 @@ async def serve(
             Without it, plain TCP on a non-loopback interface raises `InsecureEndpoint`
             unless `insecure`.
         on_worker_expired: called with the service name of a worker that went silent.
+        max_waiting_requests, max_waiting_bytes: a service's queue of requests waiting
+            for a worker holds at most this many, and this many bytes; more is refused.
+        max_queued_bytes: the cap on all waiting requests' bytes; over it, refused.
+        request_expiry: seconds a request may wait for a worker before it is dropped.
+        drop_log_interval: dropped input is logged once, then summed up every interval.
     """
     if curve_server is None and bind is not None:
         curve.check_plain(bind, insecure=insecure)
@@ -91,6 +132,10 @@ async def serve(
         heartbeat_interval,
         heartbeat_liveness,
         max_waiting_requests,
+        max_waiting_bytes=max_waiting_bytes,
+        max_queued_bytes=max_queued_bytes,
+        request_expiry=request_expiry,
+        drop_log_interval=drop_log_interval,
         now=trio.current_time(),
         on_worker_expired=on_worker_expired,
     )

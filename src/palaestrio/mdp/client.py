@@ -44,7 +44,9 @@ class Client:
         sock = self._idle.pop() if self._idle else self._new_socket()
         completed = False
         try:
-            await sock.send_multipart([b"", mdp.CLIENT, service_name, *frames])
+            request = [b"", mdp.CLIENT, service_name, *frames]
+            if not sock.try_send_multipart(request):  # the receive below checkpoints
+                await sock.send_multipart(request)
             while True:
                 reply = await sock.recv_multipart()
                 if len(reply) >= 3 and not reply[0] and reply[1:3] == [mdp.CLIENT, service_name]:

@@ -131,25 +131,37 @@ class _Session:
     async def _receive(
         self, sock: Socket, requests: trio.MemorySendChannel[tuple[bytes, list[bytes]]]
     ) -> _SessionEnd:
+        heard_at = trio.current_time()
         while True:
-            frames: list[bytes] | None = None
-            with trio.move_on_after(self.silence_limit):
-                frames = await sock.recv_multipart()
-            if frames is None:
+            # Everything that is there at once, then one wait (a scheduler pass per batch).
+            while (frames := sock.try_recv_multipart()) is not None:
+                heard_at = trio.current_time()
+                if self._handle(frames, requests):
+                    return _SessionEnd.BROKER_DISCONNECTED
+            with trio.move_on_at(heard_at + self.silence_limit) as silence:
+                await sock.wait_recv()
+            if silence.cancelled_caught:
                 return _SessionEnd.BROKER_SILENT
-            if len(frames) < 3 or frames[0] or frames[1] != mdp.WORKER:
-                log.warning("worker dropped a malformed message (%d frames)", len(frames))
-                continue
-            command = frames[2]
-            if command == mdp.REQUEST:
-                if len(frames) < 5 or frames[4]:
-                    log.warning("worker dropped a REQUEST without client envelope")
-                    continue
+
+    @staticmethod
+    def _handle(
+        frames: list[bytes], requests: trio.MemorySendChannel[tuple[bytes, list[bytes]]]
+    ) -> bool:
+        """Passes a REQUEST on to the handler task; says whether the broker disconnected."""
+        if len(frames) < 3 or frames[0] or frames[1] != mdp.WORKER:
+            log.warning("worker dropped a malformed message (%d frames)", len(frames))
+            return False
+        command = frames[2]
+        if command == mdp.REQUEST:
+            if len(frames) < 5 or frames[4]:
+                log.warning("worker dropped a REQUEST without client envelope")
+            else:
                 requests.send_nowait((frames[3], frames[5:]))
-            elif command == mdp.DISCONNECT:
-                return _SessionEnd.BROKER_DISCONNECTED
-            elif command != mdp.HEARTBEAT:
-                log.warning("worker dropped unknown command %r", command[:8])
+        elif command == mdp.DISCONNECT:
+            return True
+        elif command != mdp.HEARTBEAT:
+            log.warning("worker dropped unknown command %r", command[:8])
+        return False
 
     async def _handle_requests(
         self,
@@ -164,14 +176,19 @@ class _Session:
                 self.handler_error = error
                 session.cancel()
                 return
-            async with self.send_lock:
-                await sock.send_multipart([b"", mdp.WORKER, mdp.REPLY, client, b"", *reply])
+            await self._send(sock, [b"", mdp.WORKER, mdp.REPLY, client, b"", *reply])
 
     async def _heartbeats(self, sock: Socket) -> None:
         while True:
             await trio.sleep(self.interval)
+            await self._send(sock, [b"", mdp.WORKER, mdp.HEARTBEAT])
+
+    async def _send(self, sock: Socket, message: list[bytes]) -> None:
+        # Without waiting when the socket takes it now (no lock, no scheduler pass);
+        # try_send refuses while the other task is in a waiting send.
+        if not sock.try_send_multipart(message):
             async with self.send_lock:
-                await sock.send_multipart([b"", mdp.WORKER, mdp.HEARTBEAT])
+                await sock.send_multipart(message)
 
 
 async def _echo(body: list[bytes]) -> list[bytes]:

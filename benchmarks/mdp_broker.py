@@ -1,0 +1,207 @@
+"""The MDP broker against a plain blocking pyzmq broker, and under 300 governors' load.
+
+1. Echo, 64-byte bodies, 1 and 64 requests in flight over ipc: palaestrio's client (in
+   this process) and palaestrio's echo worker (a process) are the same for both brokers;
+   only the broker process differs: palaestrio's, or `_mdp_reference_broker.py` (the
+   zguide's design, plain blocking pyzmq). Target: palaestrio ≥ 2× the reference's
+   requests/s. The broker's own CPU time per request (from /proc) is shown beside it:
+   the client and worker take their share of the 2 cores in both cases.
+2. 300 simulated governors (in 2 processes), each sending 5 progress messages (100 B)
+   and 5 record batches (20 KB) per second to an executor and a store service (one
+   worker process): p99 latency ≤ 50 ms and no message lost.
+
+    python benchmarks/mdp_broker.py [--duration 3] [--runs 3] [--governor-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from mdp_echo import child, timed_run
+from palaestrio.mdp.client import Client, open_client
+from palaestrio.mdp.worker import serve_worker
+
+HERE = Path(__file__).parent
+BROKERS = {
+    "reference": ([sys.executable, str(HERE / "_mdp_reference_broker.py")], b"reference broker"),
+    "palaestrio": ([sys.executable, "-m", "palaestrio.mdp.broker"], b"palaestrio broker"),
+}
+ECHO_WORKER = [sys.executable, "-m", "palaestrio.mdp.worker", "--service", "echo", "--echo"]
+SPEEDUP_TARGET = 2.0
+GOVERNORS, GOVERNOR_PROCESSES, RATE = 300, 2, 5.0
+PROGRESS, BATCH = b"p" * 100, b"b" * 20_000
+P99_TARGET = 0.050
+LOST_AFTER = 5.0
+"""A request without a reply this long after the load stopped counts as lost."""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@asynccontextmanager
+async def broker_process(kind: str, endpoint: str) -> AsyncIterator[trio.Process]:
+    command, ready = BROKERS[kind]
+    async with child([*command, "--bind", endpoint], ready) as process:
+        yield process
+
+
+async def echo_rates(kind: str, endpoint: str, duration: float, runs: int) -> dict[int, list]:
+    """Per in-flight count: (requests/s, broker CPU µs per request) of each run."""
+    results: dict[int, list[tuple[float, float]]] = {1: [], 64: []}
+    async with (
+        broker_process(kind, endpoint) as broker,
+        child([*ECHO_WORKER, "--connect", endpoint], b"palaestrio worker ready"),
+        open_client(endpoint) as client,
+    ):
+        await timed_run(client, 64, 0.5)  # warm up; the worker's READY is in
+        for _ in range(runs):
+            for in_flight in results:
+                cpu = cpu_seconds(broker.pid)
+                rate = await timed_run(client, in_flight, duration)
+                used = cpu_seconds(broker.pid) - cpu
+                results[in_flight].append((rate, used / (rate * duration) * 1e6))
+    return results
+
+
+async def governor(client: Client, service: str, body: bytes, seconds: float, out: dict) -> None:
+    await trio.sleep(random.random() / RATE)  # governors do not march in step
+    next_at = trio.current_time()
+    stop_at = next_at + seconds
+    while next_at < stop_at:
+        out["sent"] += 1
+        started = trio.current_time()
+        with trio.move_on_at(stop_at + LOST_AFTER):
+            await client.request(service, body)
+            out["latencies"].append(trio.current_time() - started)
+        next_at += 1 / RATE
+        await trio.sleep_until(next_at)
+
+
+async def run_governors(endpoint: str, count: int, seconds: float) -> None:
+    """Child process: `count` governors, each with its own client (own connections)."""
+    out: dict = {"sent": 0, "latencies": []}
+
+    async def one_governor() -> None:
+        async with open_client(endpoint) as client, trio.open_nursery() as nursery:
+            nursery.start_soon(governor, client, "executor", PROGRESS, seconds, out)
+            nursery.start_soon(governor, client, "store", BATCH, seconds, out)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one_governor)
+    print(json.dumps(out), flush=True)
+
+
+async def run_workers(endpoint: str) -> None:
+    """Child process: the executor's and the store's services, like the executor."""
+
+    async def acknowledge(body: list[bytes]) -> list[bytes]:
+        return [b"ok"]
+
+    async with trio.open_nursery() as nursery:
+        for service in ("executor", "store"):
+            await nursery.start(partial(serve_worker, endpoint, service, acknowledge))
+        print("workers ready", flush=True)
+
+
+async def governor_load(kind: str, endpoint: str, seconds: float) -> dict:
+    me = [sys.executable, __file__]
+    async with (
+        broker_process(kind, endpoint),
+        child([*me, "workers", endpoint], b"workers ready"),
+    ):
+        per_process = GOVERNORS // GOVERNOR_PROCESSES
+        command = [*me, "governors", endpoint, str(per_process), str(seconds)]
+        results: list[dict] = []
+
+        async def governors() -> None:
+            done = await trio.run_process(command, capture_stdout=True)
+            results.append(json.loads(done.stdout))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(GOVERNOR_PROCESSES):
+                nursery.start_soon(governors)
+    latencies = sorted(x for result in results for x in result["latencies"])
+    sent = sum(result["sent"] for result in results)
+    return {"sent": sent, "lost": sent - len(latencies), "latencies": latencies}
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(
+        f"MDP broker benchmarks; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
+    print(f"{'measure':<46}{'reference':>12}{'palaestrio':>12}{'target':>14}  result")
+    directory = tempfile.mkdtemp(prefix="mdp-broker-bench-")
+    try:
+        echo = {}
+        for kind in BROKERS:
+            endpoint = f"ipc://{directory}/{kind}.ipc"
+            echo[kind] = await echo_rates(kind, endpoint, args.duration, args.runs)
+        for in_flight in (1, 64):
+            rate = {k: statistics.median(r for r, _ in echo[k][in_flight]) for k in BROKERS}
+            cpu = {k: statistics.median(c for _, c in echo[k][in_flight]) for k in BROKERS}
+            ratio = rate["palaestrio"] / rate["reference"]
+            name = f"echo, {in_flight} in flight: requests/s"
+            print(
+                f"{name:<46}{rate['reference']:>12,.0f}{rate['palaestrio']:>12,.0f}"
+                f"{f'≥ {SPEEDUP_TARGET:g}×':>14}  {ratio:.2f}× {verdict(ratio >= SPEEDUP_TARGET)}"
+            )
+            name = f"echo, {in_flight} in flight: broker CPU µs/request"
+            saving = cpu["reference"] / cpu["palaestrio"]
+            print(
+                f"{name:<46}{cpu['reference']:>12.1f}{cpu['palaestrio']:>12.1f}"
+                f"{'':>14}  {saving:.2f}× less CPU"
+            )
+        load = {}
+        for kind in BROKERS:
+            endpoint = f"ipc://{directory}/{kind}-governors.ipc"
+            load[kind] = await governor_load(kind, endpoint, args.governor_seconds)
+        p99 = {k: load[k]["latencies"][int(0.99 * len(load[k]["latencies"]))] for k in load}
+        name = f"{GOVERNORS} governors: p99 latency ms"
+        print(
+            f"{name:<46}{p99['reference'] * 1e3:>12.1f}{p99['palaestrio'] * 1e3:>12.1f}"
+            f"{f'≤ {P99_TARGET * 1e3:g}':>14}  {verdict(p99['palaestrio'] <= P99_TARGET)}"
+        )
+        name = f"{GOVERNORS} governors: lost of sent"
+        lost = {k: f"{load[k]['lost']}/{load[k]['sent']}" for k in load}
+        print(
+            f"{name:<46}{lost['reference']:>12}{lost['palaestrio']:>12}{'0':>14}"
+            f"  {verdict(load['palaestrio']['lost'] == 0)}"
+        )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["governors"]:
+        endpoint, count, seconds = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+        trio.run(run_governors, endpoint, count, seconds)
+    elif sys.argv[1:2] == ["workers"]:
+        trio.run(run_workers, sys.argv[2])
+    else:
+        parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+        parser.add_argument("--duration", type=float, default=3.0, help="seconds per echo run")
+        parser.add_argument("--runs", type=int, default=3)
+        parser.add_argument("--governor-seconds", type=float, default=10.0)
+        trio.run(main, parser.parse_args())
