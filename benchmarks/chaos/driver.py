@@ -12,7 +12,7 @@ from pathlib import Path
 from leak_guard import LeakGuard
 
 from .iteration import Bounds, Result, run_iteration
-from .plan import draw
+from .plan import KINDS, draw
 from .report import table
 
 
@@ -20,6 +20,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python benchmarks/chaos", description=__doc__)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--seed", type=int, help="default: a random one (printed)")
+    parser.add_argument(
+        "--faults",
+        type=kinds,
+        default=KINDS,
+        metavar="KIND,...",
+        help=f"draw only these kinds (of {', '.join(KINDS)})",
+    )
     parser.add_argument("--only", type=int, metavar="K", help="run iteration K alone")
     parser.add_argument(
         "--run-bound",
@@ -38,11 +45,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def kinds(text: str) -> tuple[str, ...]:
+    chosen = tuple(kind.strip() for kind in text.split(",") if kind.strip())
+    unknown = [kind for kind in chosen if kind not in KINDS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown fault kind(s) {unknown}; known: {KINDS}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     rng = random.Random(seed)
-    plans = [draw(rng, index) for index in range(args.iterations)]
+    plans = [draw(rng, index, args.faults) for index in range(args.iterations)]
     if args.only is not None:
         plans = [plans[args.only]]
     bounds = Bounds(run=args.run_bound, exit=args.exit_bound)

@@ -8,6 +8,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -169,8 +170,14 @@ def hang(scene: Scene, fault: Fault) -> None:
     scene.signal_executor(signal.SIGINT, f"SIGINT to the executor, hung for {scene.hung_for:.2f}s")
 
 
+def store_then_sleep(scene: Scene, fault: Fault) -> bool:
+    """Waits for the store file to exist, then `fault.delay`; False if the executor
+    ended first."""
+    return wait_for(scene, scene.db.exists) and scene.sleep(fault.delay)
+
+
 def db_locked(scene: Scene, fault: Fault) -> None:
-    if not scene.sleep(fault.delay):
+    if not store_then_sleep(scene, fault):
         return
     try:
         connection = sqlite3.connect(scene.db, timeout=5, isolation_level=None)
@@ -186,13 +193,15 @@ def db_locked(scene: Scene, fault: Fault) -> None:
 
 
 def db_readonly(scene: Scene, fault: Fault) -> None:
-    if scene.sleep(fault.delay):
+    if fault.amount:
+        return  # `prepare_store_dir` made it read-only before the executor started
+    if store_then_sleep(scene, fault):
         mount("-o", "remount,ro,bind", str(scene.store_dir))
         scene.note("store directory remounted read-only")
 
 
 def db_full(scene: Scene, fault: Fault) -> None:
-    if not scene.sleep(fault.delay):
+    if not store_then_sleep(scene, fault):
         return
     with contextlib.suppress(OSError), (scene.store_dir / FILLER).open("wb") as file:
         chunk = b"\0" * (1 << 20)
@@ -203,7 +212,7 @@ def db_full(scene: Scene, fault: Fault) -> None:
 
 
 def db_deleted(scene: Scene, fault: Fault) -> None:
-    if not scene.sleep(fault.delay):
+    if not store_then_sleep(scene, fault):
         return
     suffixes = ["", "-wal", "-shm"] if fault.seed % 2 else [""]
     for suffix in suffixes:
@@ -234,22 +243,37 @@ def mount(*args: str) -> str | None:
     return done.stderr.strip() or f"exit {done.returncode}" if done.returncode else None
 
 
-def prepare_store_dir(store_dir: Path, kinds: set[str]) -> str | None:
+def prepare_store_dir(store_dir: Path, db: Path, faults: list[Fault]) -> str | None:
     """Puts the store's directory on the mount a fault needs; why not, or None."""
     store_dir.mkdir(parents=True)
+    kinds = {fault.kind: fault for fault in faults}
     if "db-full" in kinds:
         return mount("-t", "tmpfs", "-o", f"size={FULL_SIZE}", "tmpfs", str(store_dir))
-    if "db-readonly" in kinds:
-        return mount("--bind", str(store_dir), str(store_dir))
-    return None
+    readonly = kinds.get("db-readonly")
+    if readonly is None:
+        return None
+    if readonly.amount:
+        create = [
+            sys.executable,
+            "-m",
+            "palaestrio",
+            "database-create",
+            "--store",
+            f"sqlite:///{db}",
+        ]
+        subprocess.run(create, check=True, capture_output=True)
+    why_not = mount("--bind", str(store_dir), str(store_dir))
+    if why_not is None and readonly.amount:
+        why_not = mount("-o", "remount,ro,bind", str(store_dir))
+    return why_not
 
 
 def relieve_store_dir(store_dir: Path, kinds: set[str]) -> None:
     """Takes the faults off the store's directory (space freed, writable again) so what
     the store holds can be read."""
-    (store_dir / FILLER).unlink(missing_ok=True)
     if "db-readonly" in kinds:
         mount("-o", "remount,rw,bind", str(store_dir))
+    (store_dir / FILLER).unlink(missing_ok=True)
 
 
 def unmount_store_dir(store_dir: Path, kinds: set[str]) -> None:

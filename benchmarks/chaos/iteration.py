@@ -22,6 +22,7 @@ from . import faults
 from .invariants import Outcome, Violation, check
 from .plan import ENDING, MOUNTING, Plan, RunPlan
 
+DB_NAME = "runs.db"
 HERE = Path(__file__).resolve().parent
 IMPORT_PATH = os.pathsep.join(str(p) for p in (HERE.parent, HERE.parent.parent / "tests"))
 
@@ -49,7 +50,7 @@ def run_iteration(plan: Plan, root: Path, tag: str, bounds: Bounds, guard: LeakG
     kinds = {fault.kind for fault in plan.faults}
     directory.mkdir(parents=True)
     skipped: dict[str, str] = {}
-    why_not = faults.prepare_store_dir(store_dir, kinds)
+    why_not = faults.prepare_store_dir(store_dir, store_dir / DB_NAME, plan.faults)
     if why_not is not None:
         for kind in kinds & MOUNTING:
             skipped[kind] = f"cannot mount: {why_not}"
@@ -80,7 +81,7 @@ def _start(plan: Plan, directory: Path, store_dir: Path, tag: str) -> faults.Sce
     broker = None
     if "broker-frames" in {fault.kind for fault in plan.faults}:
         broker = env["PALAESTRIO_BROKER_URI"] = f"tcp://127.0.0.1:{_free_port()}"
-    db = store_dir / "runs.db"
+    db = store_dir / DB_NAME
     argv = [sys.executable, "-m", "palaestrio", "experiment-start", "--plain"]
     argv += ["--progress-interval", "0", "-p", str(plan.parallel), "--store", f"sqlite:///{db}"]
     with (directory / "stdout").open("wb") as out, (directory / "stderr").open("wb") as err:

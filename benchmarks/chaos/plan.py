@@ -45,7 +45,8 @@ class Fault:
     delay: float
     """Seconds after the fault's trigger (start, first governor, hang) it strikes."""
     amount: float = 0.0
-    """Kind-specific: seconds a lock is held, or frames sent into the broker."""
+    """Kind-specific: seconds a lock is held, frames sent into the broker, or 1 for a
+    store read-only from the start (created first, then its directory remounted)."""
     seed: int = 0
     """Seeds the fault's own choices (which governor, the frames' bytes)."""
 
@@ -63,23 +64,23 @@ class Plan:
         return f"{len(self.runs)} runs (-p {self.parallel}, {steps} steps): {faults}"
 
 
-def draw(rng: random.Random, index: int) -> Plan:
+def draw(rng: random.Random, index: int, among: tuple[str, ...] = KINDS) -> Plan:
     """The plan of iteration `index`; `rng` is the suite's one generator."""
-    count = 2 if rng.random() < TWO_FAULTS else 1
+    count = 2 if rng.random() < TWO_FAULTS and len(among) > 1 else 1
     kinds: list[str] = []
     while len(kinds) < count:
-        kind = rng.choice(KINDS)
+        kind = rng.choice(among)
         if kind in kinds or (kind in MOUNTING and MOUNTING & set(kinds)):
             continue
         kinds.append(kind)
     faults = [_fault(rng, kind) for kind in kinds]
     runs = [
         RunPlan(f"run-{n}", max_iter=rng.randint(20, 80), episodes=rng.randint(1, 2))
-        for n in range(rng.randint(2, 4))
+        for n in range(rng.randint(2, 3))
     ]
     if "hang" in kinds:
         runs[0] = RunPlan("run-0", max_iter=60, episodes=1, hang_at=rng.randint(5, 50))
-    return Plan(index, runs, parallel=rng.randint(1, len(runs)), faults=faults)
+    return Plan(index, runs, parallel=rng.randint(2, len(runs)), faults=faults)
 
 
 def _fault(rng: random.Random, kind: str) -> Fault:
@@ -99,4 +100,8 @@ def _timing(rng: random.Random, kind: str) -> Fault:
         return Fault(kind, rng.uniform(1.0, 2.0))
     if kind == "db-locked":
         return Fault(kind, rng.uniform(0.3, 2.5), amount=rng.uniform(0.5, 8.0))
+    if kind == "db-readonly":
+        # Mid-run, descriptors open for writing keep writing: new files (the journal,
+        # another connection) meet the read-only mount. From the start, every write does.
+        return Fault(kind, rng.uniform(0.5, 3.0), amount=rng.choice([0.0, 1.0]))
     return Fault(kind, rng.uniform(0.5, 3.0))
