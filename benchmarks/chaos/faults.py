@@ -23,6 +23,7 @@ from .plan import Fault
 
 POLL = 0.02
 FILLER = "filler"
+GOVERNOR = b"palaestrio[governor:"
 FULL_SIZE = "32m"
 
 
@@ -90,6 +91,8 @@ def wait_for(scene: Scene, found: Callable[[], bool], bound: float = 30.0) -> bo
 
 def signal_fault(signum: int) -> Callable[[Scene, Fault], None]:
     def inject(scene: Scene, fault: Fault) -> None:
+        if fault.amount and not wait_for(scene, lambda: bool(titled(scene, GOVERNOR))):
+            return
         if scene.sleep(fault.delay):
             scene.signal_executor(signum, f"{signal.Signals(signum).name} to the executor")
             scene.executor_killed |= signum == signal.SIGKILL
@@ -121,8 +124,8 @@ def kill_titled(prefix: bytes, kind: str) -> Callable[[Scene, Fault], None]:
         pid = random.Random(fault.seed).choice(sorted(targets))
         proctree.kill([pid])
         title = targets[pid]
-        if title.startswith("palaestrio[governor:"):
-            scene.killed_runs.add(title.removeprefix("palaestrio[governor:").removesuffix("]"))
+        if prefix == GOVERNOR:
+            scene.killed_runs.add(title.removeprefix(GOVERNOR.decode()).removesuffix("]"))
         else:
             scene.killed_runs.add("*")
         scene.note(f"SIGKILL to {title} ({pid})")
@@ -222,7 +225,7 @@ def db_deleted(scene: Scene, fault: Fault) -> None:
 
 
 INJECTORS: dict[str, Callable[[Scene, Fault], None]] = {
-    "kill-governor": kill_titled(b"palaestrio[governor:", "kill-governor"),
+    "kill-governor": kill_titled(GOVERNOR, "kill-governor"),
     "kill-store": kill_titled(b"palaestrio[store]", "kill-store"),
     "kill-executor": signal_fault(signal.SIGKILL),
     "sigint": signal_fault(signal.SIGINT),

@@ -45,8 +45,9 @@ class Fault:
     delay: float
     """Seconds after the fault's trigger (start, first governor, hang) it strikes."""
     amount: float = 0.0
-    """Kind-specific: seconds a lock is held, frames sent into the broker, or 1 for a
-    store read-only from the start (created first, then its directory remounted)."""
+    """Kind-specific: seconds a lock is held, frames sent into the broker, 1 for a
+    signal timed from the first governor (0: from the start), or 1 for a store
+    read-only from the start (created first, then its directory remounted)."""
     seed: int = 0
     """Seeds the fault's own choices (which governor, the frames' bytes)."""
 
@@ -90,8 +91,9 @@ def _fault(rng: random.Random, kind: str) -> Fault:
 
 def _timing(rng: random.Random, kind: str) -> Fault:
     if kind in ("sigint", "sigterm", "sighup", "kill-executor"):
-        # From before the executor is up until its runs are well under way.
-        return Fault(kind, rng.uniform(0.0, 3.0))
+        # A third from the start (before the executor is up, often), the rest once a
+        # governor runs.
+        return Fault(kind, rng.uniform(0.0, 2.0), amount=rng.choice([0.0, 1.0, 1.0]))
     if kind in ("kill-governor", "kill-store"):
         return Fault(kind, rng.uniform(0.0, 1.5))
     if kind == "broker-frames":
