@@ -94,6 +94,8 @@ def test_a_run_left_running_is_flagged_unless_the_executor_was_killed(store: Pat
         connection.execute("UPDATE experiment_run_instances SET status = 'running'")
     assert "stuck-status" in kinds(outcome(store, "", returncode=1))
     assert kinds(outcome(store, "", returncode=-9, executor_killed=True, signals={9})) == []
+    # A full or read-only database cannot take the status; the failed exit says it.
+    assert kinds(outcome(store, "", returncode=1, unwritable=True)) == []
 
 
 def test_success_with_the_store_file_gone_is_flagged(store: Path) -> None:

@@ -47,6 +47,10 @@ class Outcome:
     may end it."""
     killed_runs: set[str] = field(default_factory=set)
     hung_for: float | None = None
+    unwritable: bool = False
+    """A fault took the database's writability away (full, read-only): a run's status
+    may stay where it was, if the executor failed (not exit 0); marking such runs is
+    the next executor's work (`--resume`, supervision)."""
     leftovers: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -128,7 +132,8 @@ def check_store(outcome: Outcome, instances: list[Instance]) -> list[Violation]:
                     f"{instance.run} finished with {instance.steps} of {run.steps} steps",
                 )
             )
-        if instance.status in ("scheduled", "running") and not outcome.executor_killed:
+        excused = outcome.executor_killed or (outcome.unwritable and outcome.returncode != 0)
+        if instance.status in ("scheduled", "running") and not excused:
             found.append(Violation("stuck-status", f"{instance.run} left {instance.status}"))
         hung = run.hang_at is not None and (outcome.hung_for or 0) >= HANG_FLUSH
         if hung and run.hang_at is not None and instance.steps < run.hang_at - 1:

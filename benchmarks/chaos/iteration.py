@@ -76,7 +76,9 @@ def run_iteration(plan: Plan, root: Path, tag: str, bounds: Bounds, guard: LeakG
 
 def _start(plan: Plan, directory: Path, store_dir: Path, tag: str) -> faults.Scene:
     files = [_run_file(directory, run, directory / "hanging") for run in plan.runs]
-    env = dict(os.environ, PYTHONPATH=IMPORT_PATH, XDG_CONFIG_HOME=str(directory))
+    import_path = [os.environ.get("PYTHONPATH", ""), IMPORT_PATH]
+    env = dict(os.environ, XDG_CONFIG_HOME=str(directory))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in import_path if p)
     env[TAG_VARIABLE] = tag
     broker = None
     if "broker-frames" in {fault.kind for fault in plan.faults}:
@@ -148,6 +150,7 @@ def _supervise(plan: Plan, scene: faults.Scene, bounds: Bounds, kinds: set[str])
         signals=scene.signals,
         killed_runs=scene.killed_runs,
         hung_for=scene.hung_for,
+        unwritable=bool({"db-full", "db-readonly"} & kinds - scene.skipped.keys()),
     )
 
 
