@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from chaos.invariants import Outcome, check
 from chaos.iteration import Bounds, run_iteration
 from chaos.plan import Fault, Plan, RunPlan
+from chaos.resume import check_resumed
 
 STEPS = 12
 PLAN = Plan(0, [RunPlan("solo", max_iter=STEPS, episodes=1)], parallel=1)
@@ -157,3 +158,18 @@ def test_an_interrupted_iteration_ends_clean(tmp_path: Path) -> None:
     assert result.violations == []  # hung 0.5 s: less than the steps have to be stored
     assert result.outcome.leftovers == []
     assert not (tmp_path / "iteration-0").exists()
+
+
+def test_a_resume_leaving_a_run_unfinished_or_running_is_flagged(store: Path) -> None:
+    assert check_resumed(PLAN, store, 0, "") == []
+    with sqlite3.connect(store) as connection:
+        connection.execute(
+            """INSERT INTO experiment_run_instances (uid, status, experiment_run_id)
+               SELECT 'second', 'running', experiment_run_id FROM experiment_run_instances"""
+        )
+        connection.execute(
+            "UPDATE experiment_run_instances SET status = 'error' WHERE uid != 'second'"
+        )
+    found = [violation.kind for violation in check_resumed(PLAN, store, 1, "Error: x")]
+    assert found == ["resume-failed", "resume-incomplete", "resume-stuck-status"]
+    assert [v.kind for v in check_resumed(PLAN, store, None, "")] == ["resume-stalled"]

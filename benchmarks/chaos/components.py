@@ -12,7 +12,8 @@ from palaestrio.simulation import ActuatorInformation, DummyEnvironment, Environ
 
 class HangingEnvironment(DummyEnvironment):
     """Steps with a trio sleep of `delay`, then blocks the governor's event loop in
-    update number `hang_at` (1-based), after creating `marker`."""
+    update number `hang_at` (1-based), after creating `marker`; not again once
+    `marker` exists (a resumed batch finishes)."""
 
     def __init__(
         self,
@@ -31,7 +32,7 @@ class HangingEnvironment(DummyEnvironment):
 
     async def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:  # type: ignore[override]
         self.updates += 1
-        if self.updates == self.hang_at:
+        if self.updates == self.hang_at and not self.marker.exists():
             self.marker.write_text(str(time.time()))
             time.sleep(600)  # noqa: ASYNC251 (the hang is the point)
         await trio.sleep(self.delay)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from leak_guard import LeakGuard
 
+from . import resume as resumption
 from .iteration import Bounds, Result, run_iteration
 from .plan import KINDS, draw
 from .report import table
@@ -26,6 +27,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=KINDS,
         metavar="KIND,...",
         help=f"draw only these kinds (of {', '.join(KINDS)})",
+    )
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="do not follow a failed batch with experiment-start --resume",
     )
     parser.add_argument("--only", type=int, metavar="K", help="run iteration K alone")
     parser.add_argument(
@@ -62,13 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         plans = [plans[args.only]]
     bounds = Bounds(run=args.run_bound, exit=args.exit_bound)
     guard = LeakGuard()  # makes this process a subreaper: orphans stay findable
+    resume = not args.no_resume and resumption.supported()
     print(f"chaos: seed {seed} (re-run one: --seed {seed} --only K)", flush=True)
+    print(f"failed batches resumed: {'yes' if resume else 'no (no --resume)'}", flush=True)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="palaestrio-chaos-") as root:
         for plan in plans:
             began = time.monotonic()
             tag = f"chaos-{seed}-{plan.index}"
-            result = run_iteration(plan, Path(root), tag, bounds, guard)
+            result = run_iteration(plan, Path(root), tag, bounds, guard, resume)
             results.append(result)
             took = time.monotonic() - began
             verdict = f"{len(result.violations)} violation(s)" if result.violations else "ok"

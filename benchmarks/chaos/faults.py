@@ -37,6 +37,8 @@ class Scene:
     started: float
     broker: str | None = None
     hang_marker: Path | None = None
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     ended: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)

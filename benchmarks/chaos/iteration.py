@@ -19,6 +19,7 @@ from leak_guard import TAG_VARIABLE, LeakGuard
 from palaestrio import proctree
 
 from . import faults
+from . import resume as resumption
 from .invariants import Outcome, Violation, check
 from .plan import ENDING, MOUNTING, Plan, RunPlan
 
@@ -44,7 +45,10 @@ class Result:
     skipped: dict[str, str]
 
 
-def run_iteration(plan: Plan, root: Path, tag: str, bounds: Bounds, guard: LeakGuard) -> Result:
+def run_iteration(
+    plan: Plan, root: Path, tag: str, bounds: Bounds, guard: LeakGuard, resume: bool = False
+) -> Result:
+    """Runs `plan`; with `resume`, a failed batch is then resumed (`chaos.resume`)."""
     directory = root / f"iteration-{plan.index}"
     store_dir = directory / "store"
     kinds = {fault.kind for fault in plan.faults}
@@ -68,10 +72,24 @@ def run_iteration(plan: Plan, root: Path, tag: str, bounds: Bounds, guard: LeakG
             _kill_everything(scene, guard, before, tag)
         faults.relieve_store_dir(store_dir, kinds)
         violations = check(outcome, bounds.exit)
+        if resume and outcome.returncode != 0:
+            violations += _resume(plan, scene, bounds, guard, tag)
     finally:
         faults.unmount_store_dir(store_dir, kinds)
     shutil.rmtree(directory, ignore_errors=True)
     return Result(plan, outcome, violations, scene.notes, scene.skipped)
+
+
+def _resume(
+    plan: Plan, scene: faults.Scene, bounds: Bounds, guard: LeakGuard, tag: str
+) -> list[Violation]:
+    before = guard.snapshot()
+    code, stderr = resumption.resume(scene.command, scene.env, scene.store_dir.parent, bounds.run)
+    scene.note(f"--resume exited {code}")
+    left = guard.leftovers(before, tag)
+    proctree.kill(pid for pid, _ in left)
+    found = [Violation("leftover-process", f"after --resume: {pid} {line}") for pid, line in left]
+    return found + resumption.check_resumed(plan, scene.db, code, stderr)
 
 
 def _start(plan: Plan, directory: Path, store_dir: Path, tag: str) -> faults.Scene:
@@ -90,12 +108,16 @@ def _start(plan: Plan, directory: Path, store_dir: Path, tag: str) -> faults.Sce
         process = subprocess.Popen(
             [*argv, *map(str, files)],
             cwd=directory,
-            env=env,
+            env=dict(env),
             stdout=out,
             stderr=err,
             start_new_session=True,
         )
-    return faults.Scene(process, store_dir, db, time.monotonic(), broker, directory / "hanging")
+    env.pop("PALAESTRIO_BROKER_URI", None)  # for the --resume that may follow
+    command = [*argv, *map(str, files)]
+    return faults.Scene(
+        process, store_dir, db, time.monotonic(), broker, directory / "hanging", command, env
+    )
 
 
 def _run_file(directory: Path, run: RunPlan, marker: Path) -> Path:
