@@ -52,6 +52,8 @@ class Scene:
     """Runs whose governor (or the store serving them) was SIGKILLed."""
     hung_for: float | None = None
     """Seconds the hanging component had blocked when the executor was told to stop."""
+    struck: set[str] = field(default_factory=set)
+    """Fault kinds that struck (others were skipped, or the executor ended first)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, text: str) -> None:
@@ -61,6 +63,10 @@ class Scene:
     def sleep(self, seconds: float) -> bool:
         """Sleeps unless the executor ends first; True if it is still running."""
         return not self.ended.wait(seconds)
+
+    def strike(self, fault: Fault, text: str) -> None:
+        self.struck.add(fault.kind)
+        self.note(text)
 
     def signal_executor(self, signum: int, what: str) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -97,6 +103,7 @@ def signal_fault(signum: int) -> Callable[[Scene, Fault], None]:
             return
         if scene.sleep(fault.delay):
             scene.signal_executor(signum, f"{signal.Signals(signum).name} to the executor")
+            scene.struck.add(fault.kind)
             scene.executor_killed |= signum == signal.SIGKILL
 
     return inject
@@ -113,10 +120,8 @@ def kill_titled(prefix: bytes, kind: str) -> Callable[[Scene, Fault], None]:
             return bool(targets)
 
         if not wait_for(scene, present, bound=10.0):
-            if not scene.ended.is_set() and kind == "kill-store":
-                scene.skipped[kind] = (
-                    "no palaestrio[store] process (the store runs in the executor)"
-                )
+            if kind == "kill-store":
+                scene.skipped[kind] = "no palaestrio[store] process seen (a store in the executor)"
             else:
                 scene.note(f"{kind}: nothing to kill before the executor ended")
             return
@@ -130,7 +135,7 @@ def kill_titled(prefix: bytes, kind: str) -> Callable[[Scene, Fault], None]:
             scene.killed_runs.add(title.removeprefix(GOVERNOR.decode()).removesuffix("]"))
         else:
             scene.killed_runs.add("*")
-        scene.note(f"SIGKILL to {title} ({pid})")
+        scene.strike(fault, f"SIGKILL to {title} ({pid})")
 
     return inject
 
@@ -150,7 +155,7 @@ def broker_frames(scene: Scene, fault: Fault) -> None:
                 break
             with contextlib.suppress(zmq.Again):
                 socket.send_multipart(random_frames(rng), flags=zmq.NOBLOCK)
-        scene.note(f"{int(fault.amount)} random messages into the broker")
+        scene.strike(fault, f"{int(fault.amount)} random messages into the broker")
     finally:
         socket.close()
         context.term()
@@ -173,6 +178,7 @@ def hang(scene: Scene, fault: Fault) -> None:
         return
     scene.hung_for = time.time() - float(marker.read_text() or "0")
     scene.signal_executor(signal.SIGINT, f"SIGINT to the executor, hung for {scene.hung_for:.2f}s")
+    scene.struck.add(fault.kind)
 
 
 def store_then_sleep(scene: Scene, fault: Fault) -> bool:
@@ -188,7 +194,7 @@ def db_locked(scene: Scene, fault: Fault) -> None:
         connection = sqlite3.connect(scene.db, timeout=5, isolation_level=None)
         try:
             connection.execute("BEGIN EXCLUSIVE")
-            scene.note(f"database locked for {fault.amount:.1f}s")
+            scene.strike(fault, f"database locked for {fault.amount:.1f}s")
             scene.sleep(fault.amount)
             connection.execute("ROLLBACK")
         finally:
@@ -199,10 +205,11 @@ def db_locked(scene: Scene, fault: Fault) -> None:
 
 def db_readonly(scene: Scene, fault: Fault) -> None:
     if fault.amount:
-        return  # `prepare_store_dir` made it read-only before the executor started
+        scene.strike(fault, "store directory read-only from the start")
+        return  # `prepare_store_dir` made it so before the executor started
     if store_then_sleep(scene, fault):
         mount("-o", "remount,ro,bind", str(scene.store_dir))
-        scene.note("store directory remounted read-only")
+        scene.strike(fault, "store directory remounted read-only")
 
 
 def db_full(scene: Scene, fault: Fault) -> None:
@@ -213,7 +220,7 @@ def db_full(scene: Scene, fault: Fault) -> None:
         while True:
             file.write(chunk)
             file.flush()
-    scene.note("store file system full")
+    scene.strike(fault, "store file system full")
 
 
 def db_deleted(scene: Scene, fault: Fault) -> None:
@@ -223,7 +230,7 @@ def db_deleted(scene: Scene, fault: Fault) -> None:
     for suffix in suffixes:
         with contextlib.suppress(FileNotFoundError):
             scene.db.with_name(scene.db.name + suffix).unlink()
-    scene.note(f"deleted {', '.join(scene.db.name + s for s in suffixes)}")
+    scene.strike(fault, f"deleted {', '.join(scene.db.name + s for s in suffixes)}")
 
 
 INJECTORS: dict[str, Callable[[Scene, Fault], None]] = {

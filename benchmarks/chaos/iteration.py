@@ -43,6 +43,7 @@ class Result:
     violations: list[Violation]
     notes: list[str]
     skipped: dict[str, str]
+    struck: set[str]
 
 
 def run_iteration(
@@ -77,7 +78,7 @@ def run_iteration(
     finally:
         faults.unmount_store_dir(store_dir, kinds)
     shutil.rmtree(directory, ignore_errors=True)
-    return Result(plan, outcome, violations, scene.notes, scene.skipped)
+    return Result(plan, outcome, violations, scene.notes, scene.skipped, scene.struck)
 
 
 def _resume(

@@ -10,6 +10,7 @@ from .plan import KINDS
 
 def table(results: list[Result], seed: int) -> str:
     injected: Counter[str] = Counter()
+    missed: Counter[str] = Counter()
     skipped: dict[str, Counter[str]] = {}
     hit: Counter[str] = Counter()
     for result in results:
@@ -17,15 +18,20 @@ def table(results: list[Result], seed: int) -> str:
         for kind in kinds:
             if kind in result.skipped:
                 skipped.setdefault(kind, Counter())[result.skipped[kind]] += 1
-            else:
+            elif kind in result.struck:
                 injected[kind] += 1
+            else:
+                missed[kind] += 1
             if result.violations:
                 hit[kind] += 1
     lines = [f"chaos: seed {seed}, {len(results)} iterations", ""]
-    lines.append(f"{'fault':<16}{'injected':>9}{'skipped':>9}{'iterations w/ violations':>26}")
+    lines.append(
+        f"{'fault':<16}{'injected':>9}{'missed':>8}{'skipped':>9}{'iterations w/ violations':>26}"
+    )
     for kind in KINDS:
         count = sum(skipped.get(kind, Counter()).values())
-        lines.append(f"{kind:<16}{injected[kind]:>9}{count:>9}{hit[kind]:>26}")
+        lines.append(f"{kind:<16}{injected[kind]:>9}{missed[kind]:>8}{count:>9}{hit[kind]:>26}")
+    lines.append("(missed: the executor ended before the fault's moment came)")
     for kind, reasons in skipped.items():
         for reason in reasons:
             lines.append(f"  skipped {kind}: {reason}")
