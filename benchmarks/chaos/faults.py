@@ -89,7 +89,7 @@ def titled(scene: Scene, prefix: bytes) -> dict[int, str]:
     return found
 
 
-def wait_for(scene: Scene, found: Callable[[], bool], bound: float = 30.0) -> bool:
+def wait_for(scene: Scene, found: Callable[[], bool], bound: float = 120.0) -> bool:
     deadline = time.monotonic() + bound
     while not found():
         if not scene.sleep(POLL) or time.monotonic() > deadline:
@@ -119,7 +119,7 @@ def kill_titled(prefix: bytes, kind: str) -> Callable[[Scene, Fault], None]:
             targets.update(titled(scene, prefix))
             return bool(targets)
 
-        if not wait_for(scene, present, bound=10.0):
+        if not wait_for(scene, present):
             if kind == "kill-store":
                 scene.skipped[kind] = "no palaestrio[store] process seen (a store in the executor)"
             else:
