@@ -113,6 +113,12 @@ def test_exit_problems_are_flagged(store: Path, finished_store: tuple[Path, str]
     assert kinds(interrupted) == ["died-by-signal"]
     bus_error = outcome(store, stdout, returncode=-signal.SIGBUS)
     assert kinds(bus_error) == ["died-by-signal"]
+    # Before any palaestrio code ran (no store yet), a ^C ends Python's start-up.
+    started = outcome(store, "", returncode=-signal.SIGINT, signals={signal.SIGINT})
+    started.store_created = False
+    assert kinds(started) == []
+    started.stderr = 'Traceback:\n File "/x/palaestrio/cli/__init__.py"\nKeyboardInterrupt'
+    assert kinds(started) == ["died-by-signal", "traceback"]
     terminated = outcome(store, stdout, returncode=-signal.SIGTERM, signals={signal.SIGTERM})
     assert kinds(terminated) == []
     assert kinds(outcome(store, stdout, stderr="Traceback (most recent call last):")) == [

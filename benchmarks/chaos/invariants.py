@@ -38,6 +38,8 @@ class Outcome:
     """Seconds from the last stop signal to the exit."""
     stalled: bool = False
     """The batch did not end by itself within the run bound; the harness stopped it."""
+    store_created: bool = True
+    """The executor got as far as creating the store file."""
     db_replaced: bool = False
     """The store file at the end is not the one the executor created (or is gone)."""
     executor_killed: bool = False
@@ -82,11 +84,24 @@ def check_exit(outcome: Outcome, exit_bound: float) -> list[Violation]:
         found.append(Violation("no-exit", f"still running {exit_bound:.0f}s after SIGINT"))
     elif outcome.exit_seconds is not None and outcome.exit_seconds > exit_bound:
         found.append(Violation("exit-slow", f"exited {outcome.exit_seconds:.1f}s after the stop"))
+    if in_python_start_up(outcome):
+        return found
     if code is not None and code < 0 and (-code == signal.SIGINT or -code not in outcome.signals):
         found.append(Violation("died-by-signal", f"the executor died by signal {-code}"))
     if "Traceback" in outcome.stderr:
         found.append(Violation("traceback", _last_line(outcome.stderr)))
     return found
+
+
+def in_python_start_up(outcome: Outcome) -> bool:
+    """A ^C that ended Python's own start-up (a traceback of frozen modules, or death by
+    SIGINT, no palaestrio code in it, no store created): no program can handle that."""
+    return (
+        signal.SIGINT in outcome.signals
+        and not outcome.store_created
+        and "palaestrio" not in outcome.stderr
+        and (outcome.returncode == -signal.SIGINT or "KeyboardInterrupt" in outcome.stderr)
+    )
 
 
 def read_instances(db: Path) -> list[Instance] | None:

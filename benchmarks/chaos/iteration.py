@@ -169,6 +169,7 @@ def _supervise(plan: Plan, scene: faults.Scene, bounds: Bounds, kinds: set[str])
         exit_seconds=None if stopped is None or returncode is None else ended - stopped,
         stalled=stalled,
         db_replaced=inode is not None and _inode(scene.db) != inode,
+        store_created=inode is not None,
         executor_killed=scene.executor_killed,
         signals=scene.signals,
         killed_runs=scene.killed_runs,
