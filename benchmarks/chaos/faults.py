@@ -251,7 +251,10 @@ INJECTORS: dict[str, Callable[[Scene, Fault], None]] = {
 
 def mount(*args: str) -> str | None:
     """Runs mount(8); the error it printed, or None."""
-    done = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+    except OSError as error:  # no mount(8) here
+        return str(error)
     return done.stderr.strip() or f"exit {done.returncode}" if done.returncode else None
 
 
