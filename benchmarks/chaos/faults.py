@@ -255,7 +255,9 @@ def mount(*args: str) -> str | None:
         done = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
     except OSError as error:  # no mount(8) here
         return str(error)
-    return done.stderr.strip() or f"exit {done.returncode}" if done.returncode else None
+    if done.returncode == 0:
+        return None
+    return done.stderr.strip() or f"exit {done.returncode}"
 
 
 def prepare_store_dir(store_dir: Path, db: Path, faults: list[Fault]) -> str | None:
