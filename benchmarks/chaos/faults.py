@@ -21,7 +21,8 @@ from palaestrio import proctree
 
 from .plan import Fault
 
-POLL = 0.02
+POLL = 0.05
+"""Seconds between looks (each walks /proc: kept light on a shared machine)."""
 FILLER = "filler"
 GOVERNOR = b"palaestrio[governor:"
 FULL_SIZE = "32m"
