@@ -1,5 +1,5 @@
 """Sessions: `nox -s run`, `tests`, `tests_palaestrai`, `slurm`, `lint`, `typecheck`,
-`bench`, `bench_peer`.
+`bench`, `bench_peer`, `chaos`.
 
 `nox` alone runs tests, lint and typecheck.
 """
@@ -99,6 +99,16 @@ def bench(session: nox.Session) -> None:
     )
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Random faults against batches of runs, invariants checked after each (issue 16):
+    `nox -s chaos -- --iterations N --seed S` (`--only K` re-runs iteration K, `--faults
+    KIND,...` draws from some kinds). Root (it mounts tmpfs and read-only binds for the
+    disk faults; without, those kinds are skipped and say why)."""
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/chaos", *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,181 @@
+"""The chaos suite's own checks (benchmarks/chaos): each invariant flags a violation
+planted into a real store or a real process table, and passes the same store intact."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from executor_support import write_experiment
+from leak_guard import TAG_VARIABLE, LeakGuard
+from palaestrio import proctree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from chaos.invariants import Outcome, check
+from chaos.iteration import Bounds, run_iteration
+from chaos.plan import Fault, Plan, RunPlan
+from chaos.resume import check_resumed
+
+STEPS = 12
+PLAN = Plan(0, [RunPlan("solo", max_iter=STEPS, episodes=1)], parallel=1)
+
+
+@pytest.fixture(scope="module")
+def finished_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A store holding one finished run of `STEPS` steps, and what the CLI printed."""
+    directory = tmp_path_factory.mktemp("store")
+    run_file = write_experiment(directory, "solo", max_iter=STEPS)
+    db = directory / "runs.db"
+    argv = [sys.executable, "-m", "palaestrio", "experiment-start", "--plain"]
+    done = subprocess.run(
+        [*argv, "--store", f"sqlite:///{db}", str(run_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, XDG_CONFIG_HOME=str(directory)),
+        cwd=directory,
+    )
+    assert done.returncode == 0, done.stderr
+    return db, done.stdout
+
+
+@pytest.fixture
+def store(finished_store: tuple[Path, str], tmp_path: Path) -> Path:
+    db = tmp_path / "runs.db"
+    shutil.copy(finished_store[0], db)
+    return db
+
+
+def outcome(db: Path, stdout: str, **observed: object) -> Outcome:
+    return Outcome(PLAN, db, **{"returncode": 0, "stdout": stdout, **observed})  # type: ignore[arg-type]
+
+
+def kinds(found: Outcome) -> list[str]:
+    return [violation.kind for violation in check(found, exit_bound=10.0)]
+
+
+def test_an_intact_store_passes(store: Path, finished_store: tuple[Path, str]) -> None:
+    assert "solo (" in finished_store[1] and f"finished, {STEPS} steps" in finished_store[1]
+    assert kinds(outcome(store, finished_store[1])) == []
+
+
+def test_a_duplicate_row_is_flagged(store: Path, finished_store: tuple[Path, str]) -> None:
+    with sqlite3.connect(store) as connection:
+        connection.execute("DROP INDEX ux_world_states_environment_episode_step")
+        columns = "walltime, episode, step_index, done, environment_id"
+        connection.execute(
+            f"INSERT INTO world_states ({columns}) SELECT {columns} FROM world_states LIMIT 1"
+        )
+    found = kinds(outcome(store, finished_store[1]))
+    # Counted twice, the run also looks as if it had a step too many.
+    assert "duplicate-rows" in found
+
+
+def test_a_finished_run_with_missing_steps_is_flagged(
+    store: Path, finished_store: tuple[Path, str]
+) -> None:
+    with sqlite3.connect(store) as connection:
+        connection.execute("DELETE FROM world_states WHERE step_index = 3")
+    found = kinds(outcome(store, finished_store[1]))
+    assert "finished-incomplete" in found
+    assert "acknowledged-missing" in found  # the CLI said 12 steps, 11 are stored
+    assert "success-for-lost-data" in found  # and it exited 0
+
+
+def test_a_run_left_running_is_flagged_unless_the_executor_was_killed(store: Path) -> None:
+    with sqlite3.connect(store) as connection:
+        connection.execute("UPDATE experiment_run_instances SET status = 'running'")
+    assert "stuck-status" in kinds(outcome(store, "", returncode=1))
+    assert kinds(outcome(store, "", returncode=-9, executor_killed=True, signals={9})) == []
+    # A full or read-only database cannot take the status; the failed exit says it.
+    assert kinds(outcome(store, "", returncode=1, unwritable=True)) == []
+
+
+def test_success_with_the_store_file_gone_is_flagged(store: Path) -> None:
+    store.unlink()
+    assert kinds(outcome(store, "")) == ["success-for-lost-data"]
+    assert kinds(outcome(store, "", returncode=1)) == []
+
+
+def test_exit_problems_are_flagged(store: Path, finished_store: tuple[Path, str]) -> None:
+    stdout = finished_store[1]
+    assert kinds(outcome(store, stdout, exit_seconds=10.5)) == ["exit-slow"]
+    assert kinds(outcome(store, stdout, returncode=None)) == ["no-exit"]
+    interrupted = outcome(store, stdout, returncode=-signal.SIGINT, signals={signal.SIGINT})
+    assert kinds(interrupted) == ["died-by-signal"]
+    bus_error = outcome(store, stdout, returncode=-signal.SIGBUS)
+    assert kinds(bus_error) == ["died-by-signal"]
+    # Before any palaestrio code ran (no store yet), a ^C ends Python's start-up.
+    started = outcome(store, "", returncode=-signal.SIGINT, signals={signal.SIGINT})
+    started.store_created = False
+    assert kinds(started) == []
+    started.stderr = 'Traceback:\n File "/x/palaestrio/cli/__init__.py"\nKeyboardInterrupt'
+    assert kinds(started) == ["died-by-signal", "traceback"]
+    terminated = outcome(store, stdout, returncode=-signal.SIGTERM, signals={signal.SIGTERM})
+    assert kinds(terminated) == []
+    assert kinds(outcome(store, stdout, stderr="Traceback (most recent call last):")) == [
+        "traceback"
+    ]
+
+
+def test_a_leftover_process_is_found_and_flagged(
+    store: Path, finished_store: tuple[Path, str]
+) -> None:
+    guard = LeakGuard()
+    before = guard.snapshot()
+    tag = "chaos-harness-test"
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env=dict(os.environ, **{TAG_VARIABLE: tag}),
+        start_new_session=True,
+    )
+    try:
+        left = guard.leftovers(before, tag)
+        assert [pid for pid, _ in left] == [sleeper.pid]
+        assert kinds(outcome(store, finished_store[1], leftovers=left)) == ["leftover-process"]
+    finally:
+        proctree.kill([sleeper.pid])
+        sleeper.wait()
+
+
+def test_an_interrupted_iteration_ends_clean(tmp_path: Path) -> None:
+    """A real iteration: two runs through experiment-start, SIGINT once a run steps."""
+    plan = Plan(
+        0,
+        [RunPlan("a", max_iter=400, episodes=1), RunPlan("b", max_iter=400, episodes=1)],
+        parallel=2,
+        faults=[Fault("hang", delay=0.5)],
+    )
+    plan.runs[0] = RunPlan("a", max_iter=400, episodes=1, hang_at=30)
+    result = run_iteration(
+        plan, tmp_path, "chaos-harness-e2e", Bounds(run=60, exit=10), LeakGuard()
+    )
+    assert result.outcome.returncode == 130, result.outcome.stderr
+    assert result.outcome.hung_for is not None
+    assert result.outcome.exit_seconds is not None and result.outcome.exit_seconds < 10
+    assert result.violations == []  # hung 0.5 s: less than the steps have to be stored
+    assert result.outcome.leftovers == []
+    assert not (tmp_path / "iteration-0").exists()
+
+
+def test_a_resume_leaving_a_run_unfinished_or_running_is_flagged(store: Path) -> None:
+    assert check_resumed(PLAN, store, 0, "") == []
+    with sqlite3.connect(store) as connection:
+        connection.execute(
+            """INSERT INTO experiment_run_instances (uid, status, experiment_run_id)
+               SELECT 'second', 'running', experiment_run_id FROM experiment_run_instances"""
+        )
+        connection.execute(
+            "UPDATE experiment_run_instances SET status = 'error' WHERE uid != 'second'"
+        )
+    found = [violation.kind for violation in check_resumed(PLAN, store, 1, "Error: x")]
+    assert found == ["resume-failed", "resume-incomplete", "resume-stuck-status"]
+    assert [v.kind for v in check_resumed(PLAN, store, None, "")] == ["resume-stalled"]
