@@ -126,8 +126,10 @@ def test_plain_output_and_exit_1_when_a_run_fails(tmp_path: Path) -> None:
         assert changes == ["starting", "running", status]
 
 
-@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-async def test_signals_exit_130_and_143_with_the_run_cancelled(
+@pytest.mark.parametrize(
+    ("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+async def test_signals_exit_130_143_and_129_with_the_run_cancelled(
     tmp_path: Path, signum: signal.Signals, exit_code: int
 ) -> None:
     run_file = write_experiment(

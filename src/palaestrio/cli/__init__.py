@@ -2,8 +2,8 @@
 
 Exit status: 0 when every run finished; 1 when any run ended in `error` or `cancelled`;
 2 when nothing could be run (bad experiment file, configuration, store URI or database;
-every problem named in one message, no traceback unless ``--debug``); 130 / 143 when
-SIGINT / SIGTERM stopped the runs (the executor cancels them and stores them first).
+every problem named in one message, no traceback unless ``--debug``); 130 / 143 / 129 when
+SIGINT / SIGTERM / SIGHUP stopped the runs (the executor cancels them and stores them first).
 
 `group` has the top-level group and its global options; one module per command group
 adds its commands to it: `experiment` (experiment-start, experiment-check-syntax),

@@ -18,7 +18,7 @@ from palaestrio.store.errors import StoreError
 
 EXIT_FAILED = 1
 EXIT_NOTHING_RUN = 2
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
