@@ -134,8 +134,8 @@ class _Values:
 def export_run(engine: sa.Engine, run: str, directory: Path, format: Format) -> Exported:
     """Writes `world_states`, `muscle_actions` (.csv or .parquet) and `metadata.json`
     of run instance `run` (as `run_details` resolves it) into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
     details = run_details(engine, run)
+    directory.mkdir(parents=True, exist_ok=True)
     with engine.connect() as connection:
         instance = find_instance(connection, details.run.instance_uid)
         phases = connection.execute(
