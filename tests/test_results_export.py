@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from palaestrio.results.columns import ValueColumns
 from palaestrio.store import open_database
 from results_support import AGENTS, EPISODES, RUN_UID, STEPS, invoke, make_run, of_run
 
@@ -144,3 +145,20 @@ def test_missing_extra_is_named(
     assert f"pip install 'palaestrio[{extra}]'" in done.stderr
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_values_without_a_column_or_of_another_type_go_to_other() -> None:
+    """Columns are typed after sample rows; what does not fit is kept in `other`."""
+    values = ValueColumns()
+    values.learn(({"a": 1.0, "b": None}, {"s": "x"}, {"r": [1, 2]}))
+    assert values.columns() == [
+        ("reward.r", "json"),
+        ("sensor.a", "number"),
+        ("sensor.b", "json"),
+        ("setpoint.s", "text"),
+        ("other", "json"),
+    ]
+    cells = values.cells(({"a": "high", "b": 2, "new": True}, {"s": "y"}, {"r": [3]}))
+    assert cells[:4] == ["[3]", None, "2", "y"]
+    assert json.loads(cells[4]) == {"sensor.a": "high", "sensor.new": True}
+    assert values.cells(({"a": 7, "b": None}, None, {})) == [None, 7, None, None, None]

@@ -20,7 +20,9 @@ def assert_plot(path: Path) -> None:
     with Image.open(path) as image:
         assert image.format == "PNG"
         assert image.size == (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI)) == (1200, 800)
-        colours = {colour: count for count, colour in image.convert("RGB").getcolors(1 << 20)}
+        counted = image.convert("RGB").getcolors(1 << 20)
+        assert counted is not None
+        colours = {colour: count for count, colour in counted}
         curve = colours.get(FIRST_LINE_COLOUR, 0)
     assert curve > 100, "no curve drawn"
 

@@ -21,6 +21,7 @@ agents and environments as configured, and each table's file, rows and columns.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,12 @@ import sqlalchemy as sa
 from palaestrio.store import schema
 from palaestrio.store.queries import RunDetails, run_details, utc
 
+from .columns import ValueColumns
 from .runs import RunInstance, find_instance
-from .tables import Format, Kind, Row, TableWriter, cell, fits, kind_of, open_table
+from .tables import Format, Kind, Row, TableWriter, open_table
 
 BATCH_ROWS = 2000
-VALUE_PREFIXES = ("sensor", "setpoint", "reward")
+
 
 _ws = schema.world_states
 _ma = schema.muscle_actions
@@ -94,43 +96,6 @@ def _text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     return sa.cast(column, sa.Text)
 
 
-class _Values:
-    """The value columns (`sensor.<id>`, ...) of a table, and how a row's values fill them."""
-
-    def __init__(self) -> None:
-        self.kinds: dict[str, Kind] = {}
-        self._index: dict[str, int] | None = None
-
-    def learn(self, values: tuple[Any, ...]) -> None:
-        for prefix, data in zip(VALUE_PREFIXES, values, strict=True):
-            for key, value in (data or {}).items():
-                name, kind = f"{prefix}.{key}", kind_of(value)
-                known = self.kinds.setdefault(name, kind)
-                if known != kind and value is not None:
-                    self.kinds[name] = "json"
-
-    def columns(self) -> list[tuple[str, Kind]]:
-        return [*sorted(self.kinds.items()), ("other", "json")]
-
-    def cells(self, values: tuple[Any, ...]) -> list[Any]:
-        if self._index is None:  # learning is over
-            self._index = {name: i for i, name in enumerate(sorted(self.kinds))}
-        index = self._index
-        cells: list[Any] = [None] * (len(index) + 1)
-        other = {}
-        for prefix, data in zip(VALUE_PREFIXES, values, strict=True):
-            for key, value in (data or {}).items():
-                name = f"{prefix}.{key}"
-                position = index.get(name)
-                kind = self.kinds.get(name, "json")
-                if position is None or not fits(kind, value):
-                    other[name] = value
-                else:
-                    cells[position] = cell(kind, value)
-        cells[-1] = cell("json", other) if other else None
-        return cells
-
-
 def export_run(engine: sa.Engine, run: str, directory: Path, format: Format) -> Exported:
     """Writes `world_states`, `muscle_actions` (.csv or .parquet) and `metadata.json`
     of run instance `run` (as `run_details` resolves it) into `directory`."""
@@ -170,17 +135,6 @@ def export_run(engine: sa.Engine, run: str, directory: Path, format: Format) -> 
     return exported
 
 
-def _prefix(instance: RunInstance, phase: Any, worker: str) -> Row:
-    return (
-        instance.run_uid,
-        instance.instance_uid,
-        phase.number,
-        phase.uid,
-        phase.mode,
-        int(worker),
-    )
-
-
 def _world_states(
     connection: sa.Connection,
     instance: RunInstance,
@@ -188,51 +142,22 @@ def _world_states(
     path: Path,
     format: Format,
 ) -> TableFile:
-    owners = {
-        row.id: (phases[row.experiment_run_phase_id], row.worker_uid, row.uid)
+    owners: Owners = {
+        row.id: (_head(instance, phases[row.experiment_run_phase_id]), row.uid, int(row.worker_uid))
         for row in connection.execute(
             sa.select(_environments).where(_environments.c.experiment_run_phase_id.in_(phases))
         )
     }
-    values_of = (_text(_ws.c.state_dump), _text(_ws.c.setpoints), _text(_ws.c.rewards))
-    query = sa.select(
-        _ws.c.environment_id,
-        _ws.c.episode,
-        _ws.c.step_index,
-        _ws.c.walltime,
-        _ws.c.simtime_ticks,
-        _text(_ws.c.simtime),
-        _ws.c.done,
-        *values_of,
+    table = _Table(
+        owner=_ws.c.environment_id,
+        worker=None,
+        episode=_ws.c.episode,
+        step=_ws.c.step_index,
+        walltime=_ws.c.walltime,
+        own=[_ws.c.simtime_ticks, _text(_ws.c.simtime), _ws.c.done],
+        values=[_text(_ws.c.state_dump), _text(_ws.c.setpoints), _text(_ws.c.rewards)],
     )
-    order = (_ws.c.episode, _ws.c.step_index)
-    values = _Values()
-    for owner in owners:
-        first = connection.execute(
-            query.where(_ws.c.environment_id == owner).order_by(*order).limit(1)
-        ).first()
-        if first is not None:
-            values.learn(tuple(_json(text) for text in first[7:]))
-    rows = _stream(
-        connection,
-        query.where(_ws.c.environment_id.in_(owners)).order_by(_ws.c.environment_id, *order),
-    )
-
-    def tidy(row: Any) -> Row:
-        phase, worker, environment = owners[row[0]]
-        return (
-            *_prefix(instance, phase, worker),
-            row[1],
-            row[2],
-            environment,
-            utc(row[3]),
-            row[4],
-            row[5],
-            row[6],
-            *values.cells(tuple(_json(text) for text in row[7:])),
-        )
-
-    return _write(path, [*WORLD_STATE_COLUMNS, *values.columns()], format, map(tidy, rows))
+    return table.write(connection, owners, path, WORLD_STATE_COLUMNS, format)
 
 
 def _muscle_actions(
@@ -242,59 +167,92 @@ def _muscle_actions(
     path: Path,
     format: Format,
 ) -> TableFile:
-    agents = {
-        row.id: (phases[row.experiment_run_phase_id], row.uid)
+    owners: Owners = {
+        row.id: (_head(instance, phases[row.experiment_run_phase_id]), row.uid, None)
         for row in connection.execute(
             sa.select(_agents.c.id, _agents.c.uid, _agents.c.experiment_run_phase_id).where(
                 _agents.c.experiment_run_phase_id.in_(phases)
             )
         )
     }
-    values_of = (
-        _text(_ma.c.sensor_readings),
-        _text(_ma.c.actuator_setpoints),
-        _text(_ma.c.rewards),
+    table = _Table(
+        owner=_ma.c.agent_id,
+        worker=_ma.c.rollout_worker_uid,
+        episode=_ma.c.episode,
+        step=_ma.c.step_index,
+        walltime=_ma.c.walltime,
+        own=[_ma.c.objective, _ma.c.done, _ma.c.terminated, _ma.c.truncated],
+        values=[
+            _text(_ma.c.sensor_readings),
+            _text(_ma.c.actuator_setpoints),
+            _text(_ma.c.rewards),
+        ],
     )
-    query = sa.select(
-        _ma.c.agent_id,
-        _ma.c.rollout_worker_uid,
-        _ma.c.episode,
-        _ma.c.step_index,
-        _ma.c.walltime,
-        _ma.c.objective,
-        _ma.c.done,
-        _ma.c.terminated,
-        _ma.c.truncated,
-        *values_of,
-    )
-    order = (_ma.c.rollout_worker_uid, _ma.c.episode, _ma.c.step_index)
-    values = _Values()
-    for agent in agents:
-        first = connection.execute(
-            query.where(_ma.c.agent_id == agent).order_by(*order).limit(1)
-        ).first()
-        if first is not None:
-            values.learn(tuple(_json(text) for text in first[9:]))
-    rows = _stream(
-        connection, query.where(_ma.c.agent_id.in_(agents)).order_by(_ma.c.agent_id, *order)
-    )
+    return table.write(connection, owners, path, MUSCLE_ACTION_COLUMNS, format)
 
-    def tidy(row: Any) -> Row:
-        phase, agent = agents[row[0]]
-        return (
-            *_prefix(instance, phase, row[1]),
-            row[2],
-            row[3],
-            agent,
-            utc(row[4]),
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            *values.cells(tuple(_json(text) for text in row[9:])),
+
+def _head(instance: RunInstance, phase: Any) -> Row:
+    return (instance.run_uid, instance.instance_uid, phase.number, phase.uid, phase.mode)
+
+
+Owners = dict[int, tuple[Row, str, int | None]]
+"""Owner id (environment or agent) -> (the rows' first cells, its name, its worker if
+the owner has one)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Table:
+    """Where a step table's cells come from."""
+
+    owner: sa.ColumnElement[int]
+    worker: sa.ColumnElement[str] | None
+    """None: the owner's worker."""
+    episode: sa.ColumnElement[int]
+    step: sa.ColumnElement[int]
+    walltime: sa.ColumnElement[Any]
+    own: list[sa.ColumnElement[Any]]
+    values: list[sa.ColumnElement[str]]
+    """Sensors, setpoints, rewards: JSON objects as text."""
+
+    def write(
+        self,
+        connection: sa.Connection,
+        owners: Owners,
+        path: Path,
+        columns: list[tuple[str, Kind]],
+        format: Format,
+    ) -> TableFile:
+        worker = sa.null() if self.worker is None else self.worker
+        query = sa.select(
+            self.owner, worker, self.episode, self.step, self.walltime, *self.own, *self.values
         )
+        first_value = 5 + len(self.own)
+        order: list[sa.ColumnElement[Any]] = [self.episode, self.step]
+        if self.worker is not None:
+            order.insert(0, self.worker)
+        values = ValueColumns()
+        for owner in owners:
+            first = connection.execute(
+                query.where(self.owner == owner).order_by(*order).limit(1)
+            ).first()
+            if first is not None:
+                values.learn(tuple(_json(text) for text in first[first_value:]))
+        rows = _stream(connection, query.where(self.owner.in_(owners)).order_by(self.owner, *order))
 
-    return _write(path, [*MUSCLE_ACTION_COLUMNS, *values.columns()], format, map(tidy, rows))
+        def tidy(row: Any) -> Row:
+            head, name, owner_worker = owners[row[0]]
+            return (
+                *head,
+                int(row[1]) if owner_worker is None else owner_worker,
+                row[2],
+                row[3],
+                name,
+                utc(row[4]),
+                *row[5:first_value],
+                *values.cells(tuple(_json(text) for text in row[first_value:])),
+            )
+
+        return _write(path, [*columns, *values.columns()], format, map(tidy, rows))
 
 
 def _json(text: str | None) -> Any:

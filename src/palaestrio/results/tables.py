@@ -10,16 +10,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import msgspec
-
 from .extras import require
 
 Kind = Literal["text", "int", "number", "bool", "timestamp", "json"]
 """A column's type: `json` holds any value as JSON text."""
 
 Row = tuple[Any, ...]
-
-_encode = msgspec.json.Encoder().encode
 
 
 def kind_of(value: Any) -> Kind:
@@ -31,17 +27,6 @@ def kind_of(value: Any) -> Kind:
     if isinstance(value, str):
         return "text"
     return "json"
-
-
-def fits(kind: Kind, value: Any) -> bool:
-    return value is None or kind == "json" or kind_of(value) == kind
-
-
-def cell(kind: Kind, value: Any) -> Any:
-    """`value` as the column's cell: JSON text for `json` columns, else itself."""
-    if kind == "json" and value is not None:
-        return _encode(value).decode()
-    return value
 
 
 class TableWriter(Protocol):
