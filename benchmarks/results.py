@@ -88,14 +88,17 @@ def verdict(met: bool) -> str:
 
 
 def explain(engine: sa.Engine, instance: str) -> None:
-    """The plans of the statements `episode_series` runs, as the database reports them."""
+    """The plans of the statements a polling `episode_series` runs (cache warm), as the
+    database reports them."""
+    cache = SeriesCache()
+    episode_series(engine, instance, cache)
     statements: list[tuple[str, Any]] = []
 
     def keep(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
         statements.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", keep)
-    episode_series(engine, instance)
+    episode_series(engine, instance, cache)
     sa.event.remove(engine, "before_cursor_execute", keep)
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
     with engine.connect() as connection:

@@ -23,6 +23,7 @@ columnar (one list per quantity), cheap to encode as JSON (`msgspec.json`).
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
@@ -113,9 +114,11 @@ _Sums = tuple[int, float, float, int]
 
 class SeriesCache:
     """Keeps finished episodes' aggregates between `episode_series` calls (one per web
-    server, say), for the `capacity` run instances asked for last."""
+    server, say), for the `capacity` run instances asked for last. Calls from several
+    threads take turns (`lock`)."""
 
     def __init__(self, capacity: int = 64) -> None:
+        self.lock = threading.Lock()
         self._capacity = capacity
         self._instances: OrderedDict[str, _Cached] = OrderedDict()
 
@@ -135,10 +138,11 @@ def episode_series(engine: sa.Engine, run: str, cache: SeriesCache | None = None
     or a unique short instance uid). Raises `UnknownRun` / `AmbiguousRun`.
 
     With `cache`, finished episodes are read once (see `SeriesCache`)."""
-    with engine.connect() as connection:
+    cache = cache or SeriesCache()
+    with cache.lock, engine.connect() as connection:
         instance = find_instance(connection, run)
         phases = phases_of(connection, instance)
-        cached = (cache or SeriesCache()).get(instance)
+        cached = cache.get(instance)
         phase_ids = [phase.id for phase in phases]
         environments = aggregates.environments_of(connection, phase_ids)
         agents = aggregates.agents_of(connection, phase_ids)
