@@ -7,10 +7,9 @@ a second).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from palaestrio._lazy import lazy_attributes
 
+TYPE_CHECKING = False  # not from `typing`: the CLI's ^C handling waits for this import
 __version__ = "0.1.0"
 
 _WHERE = {

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # `typing` costs tens of ms before the CLI can take a ^C
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def lazy_attributes(package: str, where: dict[str, str]) -> Callable[[str], Any]:

@@ -16,13 +16,16 @@ is what a person watching experiment-start sees, `logs` where log records go mea
 
 from __future__ import annotations
 
-import logging
+import _signal  # type: ignore[import-not-found]  # `signal` imports enum etc. first: too late
 import os
-import signal
 import sys
-from typing import TYPE_CHECKING, Any
 
+# Nothing else before `main` has its ^C handler in place: `typing` or `logging` cost
+# tens of ms, and a ^C there would be a KeyboardInterrupt traceback.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from palaestrio.cli.group import cli
 
 __all__ = ["cli", "main"]
@@ -46,7 +49,9 @@ def main() -> None:
     for a ^C, whenever it comes."""
     # Until the command runs, a ^C has nothing to stop: leave at once, quietly (the
     # imports take a few tenths of a second, a KeyboardInterrupt there is a traceback).
-    signal.signal(signal.SIGINT, _interrupted)
+    _signal.signal(_signal.SIGINT, _interrupted)
+    import signal
+
     command = __getattr__("cli")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -63,6 +68,8 @@ def main() -> None:
     # Every run is stored and every service closed by now: skip the interpreter's
     # teardown (SQLAlchemy, trio, zmq: about 0.3 s, more under load), which only
     # delays the exit a user waits for after ^C.
+    import logging  # loaded by now: the commands use it
+
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
