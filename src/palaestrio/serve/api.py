@@ -166,8 +166,11 @@ class Api:
         uid = request.path_params["uid"]
         info = self._info(uid)
         if info is None:
-            return error(404, f"this server executes no run {uid!r} (runs started "
-                         "elsewhere are cancelled where they run)")
+            return error(
+                404,
+                f"this server executes no run {uid!r} (runs started "
+                "elsewhere are cancelled where they run)",
+            )
         if info.is_done:
             return error(409, f"run {info.instance_uid} has ended already: {info.status}")
         await self.executor.cancel(info.instance_uid)

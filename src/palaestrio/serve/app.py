@@ -39,9 +39,7 @@ BACKLOG = 128
 OPENAPI_INFO = {"openapi": "3.0.0", "info": {"title": "palaestrio serve", "version": "1"}}
 
 
-def build_app(
-    executor: Executor, engine: sa.Engine, hub: EventHub, token: str | None
-) -> Guard:
+def build_app(executor: Executor, engine: sa.Engine, hub: EventHub, token: str | None) -> Guard:
     api = Api(executor, engine, hub)
     schemas = SchemaGenerator(OPENAPI_INFO)
     static = str(STATIC)
@@ -93,4 +91,6 @@ async def serve(
     config.accesslog = None
     config.errorlog = log
     config.keep_alive_timeout = 30
-    await worker_serve(wrap_app(app, None, "asgi"), config, sockets=sockets, task_status=task_status)
+    await worker_serve(
+        wrap_app(app, None, "asgi"), config, sockets=sockets, task_status=task_status
+    )

@@ -86,9 +86,13 @@ class Guard:
         if self.token is not None and (
             given is None or not hmac.compare_digest(given.encode(), self.token.encode())
         ):
-            await _reply(send, 401, "missing or wrong token: send 'Authorization: Bearer TOKEN'"
-                         " (serve printed it), or open the URL serve printed",
-                         [(b"www-authenticate", b"Bearer")])
+            await _reply(
+                send,
+                401,
+                "missing or wrong token: send 'Authorization: Bearer TOKEN'"
+                " (serve printed it), or open the URL serve printed",
+                [(b"www-authenticate", b"Bearer")],
+            )
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
