@@ -8,9 +8,8 @@ SIGINT / SIGTERM stopped the runs (the executor cancels them and stores them fir
 `group` has the top-level group and its global options; one module per command group
 adds its commands to it: `experiment` (experiment-start, experiment-check-syntax),
 `runs` (runs list, runs show, runs delete), `database` (database-create,
-database-migrate), `runtime_config`
-(runtime-config-show-*), `broker`, `slurm` (sbatch; experiment-start's launcher), `serve` (the HTTP service,
-`palaestrio.serve`). `live`
+database-migrate), `runtime_config` (runtime-config-show-*), `broker`, `slurm` (sbatch;
+experiment-start's launcher), `serve` (the HTTP service, `palaestrio.serve`). `live`
 is what a person watching experiment-start sees, `logs` where log records go meanwhile,
 `output` the shared printing helpers.
 """

@@ -50,8 +50,8 @@ def serve_command(
     $PALAESTRIO_SERVE_TOKEN); open the printed URL in a browser. ^C or SIGTERM cancels
     the runs in flight, stores them and stops.
     """
-    from palaestrio.serve.auth import TOKEN_ENV, generate_token, is_loopback_host, parse_bind
     from palaestrio.serve.app import listening_sockets
+    from palaestrio.serve.auth import TOKEN_ENV, generate_token, is_loopback_host, parse_bind
 
     options: Options = ctx.obj
     config = options.config(store_uri=store_uri, parallel_runs=parallel)

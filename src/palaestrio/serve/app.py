@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import socket
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
 import trio
 from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
+from hypercorn.typing import Framework
 from hypercorn.utils import wrap_app
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -64,7 +64,7 @@ def token_of(scope: Scope) -> str | None:
         return value.strip()
     cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
     if COOKIE in cookie:
-        return cookie[COOKIE].value
+        return str(cookie[COOKIE].value)
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     return query["token"][0] if "token" in query else None
 
