@@ -92,6 +92,5 @@ async def serve(
     config.accesslog = None
     config.errorlog = log
     config.keep_alive_timeout = 30
-    await worker_serve(
-        wrap_app(app, None, "asgi"), config, sockets=sockets, task_status=task_status
-    )
+    wrapped = wrap_app(cast(Framework, app), config.wsgi_max_body_size, "asgi")
+    await worker_serve(wrapped, config, sockets=sockets, task_status=task_status)

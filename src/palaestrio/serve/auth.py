@@ -57,7 +57,7 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 def token_of(scope: Scope) -> str | None:
     """The token a request carries: header, then cookie, then ``?token=``."""
-    headers = dict(scope.get("headers") or [])
+    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
     authorization = headers.get(b"authorization", b"").decode("latin-1")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value:
