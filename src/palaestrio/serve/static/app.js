@@ -123,23 +123,33 @@ function figure(id, title) {
   if (!fig) {
     fig = document.createElement("figure");
     fig.id = id;
-    fig.innerHTML = `<figcaption></figcaption><canvas width="420" height="220"></canvas>`;
+    fig.innerHTML = `<figcaption></figcaption><canvas width="420" height="200"></canvas>
+      <div class="legend"></div>`;
     $("plots").append(fig);
   }
   fig.querySelector("figcaption").textContent = title;
-  return fig.querySelector("canvas");
+  return [fig.querySelector("canvas"), fig.querySelector(".legend")];
 }
 
 function drawSeries(data) {
-  const byAgent = key => data.phases.flatMap(ph => ph.agents.map(a => ({
-    label: `${a.agent}${a.worker ? " " + a.worker.slice(0, 6) : ""} (${ph.name})`,
-    x: a.episode, y: a[key]})));
-  lineChart(figure("plot-objective", "objective per episode"), byAgent("objective"), "episode");
-  lineChart(figure("plot-reward", "reward per episode"), byAgent("reward"), "episode");
-  lineChart(figure("plot-length", "episode length (steps)"), data.phases.flatMap(ph =>
-    ph.episode_lengths.map(l => ({label: ph.name, x: l.episode, y: l.steps}))), "episode");
-  lineChart(figure("plot-rate", "steps/s"), data.phases.map(ph => ({label: ph.name,
-    x: ph.throughput.seconds, y: ph.throughput.steps_per_second})), "seconds");
+  // Episodes counted on across phases, so a test phase follows its training phase.
+  let offset = 0;
+  const first = data.phases.map(ph => {
+    const start = offset;
+    const episodes = ph.episode_lengths.flatMap(l => l.episode);
+    offset += episodes.length ? Math.max(...episodes) + 1 : 0;
+    return start;
+  });
+  const byAgent = key => data.phases.flatMap((ph, i) => ph.agents.map(a => ({
+    label: `${a.agent}${a.worker ? " w" + a.worker.slice(0, 6) : ""} (${ph.name})`,
+    x: a.episode.map(e => e + first[i]), y: a[key]})));
+  lineChart(...figure("plot-objective", "objective per episode"), byAgent("objective"), "episode");
+  lineChart(...figure("plot-reward", "reward per episode"), byAgent("reward"), "episode");
+  lineChart(...figure("plot-length", "episode length (steps)"), data.phases.flatMap((ph, i) =>
+    ph.episode_lengths.map(l => ({label: `${ph.name} w${l.worker.slice(0, 6)}`,
+      x: l.episode.map(e => e + first[i]), y: l.steps}))), "episode");
+  lineChart(...figure("plot-rate", "steps/s"), data.phases.map(ph => ({label: ph.name,
+    x: ph.throughput.seconds, y: ph.throughput.steps_per_second})), "seconds since start");
 }
 
 async function showRun(uid) {
