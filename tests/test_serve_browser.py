@@ -75,7 +75,10 @@ def _in_browser(server: Server, slow: Path, tmp_path: Path) -> list[Path]:
 
         def row_with(run_uid: str, status: str) -> str:
             """Waits for the run's row to show `status`; its instance uid."""
-            xpath = f"//tr[td/a[text()='{run_uid}'] and td[contains(@class,'status')][text()='{status}']]"
+            xpath = (
+                f"//tr[td/a[text()='{run_uid}']"
+                f" and td[contains(@class,'status')][text()='{status}']]"
+            )
             row = wait.until(ec.presence_of_element_located((By.XPATH, xpath)))
             instance = row.get_attribute("data-instance")
             assert instance
