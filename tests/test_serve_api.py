@@ -164,11 +164,27 @@ async def test_an_oversized_body_is_413(tmp_path: Path) -> None:
         async with serving(tmp_path) as server:
             status, answer = await server.request("POST", "/api/runs", big)
             assert status == 413 and "larger than" in answer["detail"]
+            # A declared length over the limit is refused before the body is sent.
+            status, answer = await trio.to_thread.run_sync(_declared_only, server, len(big))
+            assert status == 413 and "larger than" in answer
             # Without a length (chunked), the server counts and stops at the limit.
             status, answer = await trio.to_thread.run_sync(_chunked, server, big)
             assert status == 413 and "larger than" in answer
             _, page = await server.request("GET", "/api/runs")
             assert page["total"] == 0
+
+
+def _declared_only(server: Server, length: int) -> tuple[int, str]:
+    connection = http.client.HTTPConnection(*server.host_port, timeout=10)
+    try:
+        connection.putrequest("POST", "/api/runs")
+        connection.putheader("Authorization", f"Bearer {server.token}")
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
 
 
 def _chunked(server: Server, body: bytes) -> tuple[int, str]:
