@@ -10,7 +10,8 @@ import msgspec
 import sqlalchemy as sa
 import trio
 
-from palaestrio.store.queries import RunSummary, list_runs
+from palaestrio.status import RunStatus
+from palaestrio.store.queries import RunSummary, run_page, stored_uids
 
 from .events import EventHub
 
@@ -58,24 +59,33 @@ async def run_rows(
     offset: int,
     limit: int,
 ) -> dict[str, Any]:
-    """Newest first, `limit` rows from `offset`, with the total that match."""
-    summaries = await trio.to_thread.run_sync(
-        lambda: list_runs(engine, experiment_uid=experiment, status=status)
-    )
-    stored = {summary.instance_uid for summary in summaries}
-    rows = [summary_row(summary, hub) for summary in summaries]
-    for info in hub.infos.values():
-        run = info.experiment_run
-        if (
-            info.instance_uid not in stored
-            and (status is None or str(info.status) == status)
-            and (experiment is None or (run.experiment_uid or run.uid) == experiment)
-        ):
-            rows.append(unstored_row(info, hub))
-    rows.reverse()
-    return {
-        "total": len(rows),
-        "offset": offset,
-        "limit": limit,
-        "runs": rows[offset : offset + limit],
-    }
+    """Newest first, `limit` rows from `offset`, with the total that match. Runs this
+    server scheduled a moment ago and the store has not registered yet come first."""
+    waiting = [
+        info
+        for info in hub.infos.values()
+        if info.status == RunStatus.SCHEDULED
+        and (status is None or status == RunStatus.SCHEDULED)
+        and (
+            experiment is None
+            or (info.experiment_run.experiment_uid or info.experiment_run.uid) == experiment
+        )
+    ]
+
+    def query() -> tuple[int, list[RunSummary], set[str]]:
+        stored = stored_uids(engine, [info.instance_uid for info in waiting])
+        unstored_count = len(waiting) - len(stored)
+        total, page = run_page(
+            engine,
+            offset=max(0, offset - unstored_count),
+            limit=limit,
+            experiment_uid=experiment,
+            status=status,
+        )
+        return total, page, stored
+
+    total, page, stored = await trio.to_thread.run_sync(query)
+    unstored = [info for info in reversed(waiting) if info.instance_uid not in stored]
+    rows = [unstored_row(info, hub) for info in unstored[offset : offset + limit]]
+    rows += [summary_row(summary, hub) for summary in page[: limit - len(rows)]]
+    return {"total": total + len(unstored), "offset": offset, "limit": limit, "runs": rows}
