@@ -22,15 +22,25 @@ def invoke(*args: str | Path) -> Result:
     return cli_runner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
 
 
-def make_run(directory: Path, store_uri: str) -> None:
+def make_run(directory: Path, store_uri: str, uid: str = RUN_UID) -> None:
     """One finished run: 2 agents, 2 episodes of 12 steps, on `store_uri`."""
-    run_file = write_experiment(
-        directory, RUN_UID, max_iter=STEPS, episodes=EPISODES, agents=AGENTS
-    )
+    run_file = write_experiment(directory, uid, max_iter=STEPS, episodes=EPISODES, agents=AGENTS)
     result = invoke("experiment-start", run_file, "--store", store_uri)
-    assert result.exit_code == 0, result.output + result.stderr
+    assert result.exit_code == 0, (result.output, result.stderr, result.exception)
 
 
-def scalar(engine: sa.Engine, sql: str) -> int:
+_OWNERS = {"world_states": "environments", "muscle_actions": "agents"}
+_KEYS = {"world_states": "environment_id", "muscle_actions": "agent_id"}
+
+
+def of_run(engine: sa.Engine, table: str, what: str, run_uid: str = RUN_UID) -> float:
+    """`what` (an SQL aggregate) over `table`'s rows of run `run_uid`'s instance."""
+    sql = f"""
+        SELECT {what} FROM {table} t
+        JOIN {_OWNERS[table]} o ON o.id = t.{_KEYS[table]}
+        JOIN experiment_run_phases p ON p.id = o.experiment_run_phase_id
+        JOIN experiment_run_instances i ON i.id = p.experiment_run_instance_id
+        JOIN experiment_runs r ON r.id = i.experiment_run_id
+        WHERE r.uid = :run"""
     with engine.connect() as connection:
-        return int(connection.execute(sa.text(sql)).scalar_one())
+        return float(connection.execute(sa.text(sql), {"run": run_uid}).scalar_one())

@@ -10,8 +10,10 @@ from pathlib import Path
 import msgspec
 import pytest
 import sqlalchemy as sa
+import trio
 
-from palaestrio.results.series import RunSeries, bucket_width, episode_series
+from executor_support import start_executor_process, stop_process, wait_for_steps, write_experiment
+from palaestrio.results.series import RunSeries, SeriesCache, bucket_width, episode_series
 from palaestrio.store import open_database
 from palaestrio.store.queries import UnknownRun
 from results_support import AGENTS, EPISODES, RUN_UID, STEPS, make_run
@@ -103,3 +105,49 @@ def test_bucket_width_keeps_buckets_few() -> None:
     assert bucket_width(31.0) == 0.5
     assert bucket_width(100_000.0) == 900
     assert 100 * 86400 / bucket_width(100 * 86400) <= 120
+
+
+async def test_polled_while_running_equals_a_fresh_read(tmp_path: Path) -> None:
+    """A page polls with one cache while the run executes: each poll equals an uncached
+    read of the same moment in what is final, and the last poll equals a fresh read."""
+    run_file = write_experiment(
+        tmp_path,
+        "polled",
+        environment="executor_components:SlowEnvironment",
+        environment_params="{delay: 0.004}",
+        max_iter=10,
+        episodes=25,
+        agents=2,
+    )
+    cache = SeriesCache()
+    partial_polls = 0
+    process = await start_executor_process(tmp_path, run_file)
+    try:
+        with trio.fail_after(60):
+            instance = await wait_for_steps(process, 1)
+            engine = open_database(f"sqlite:///{tmp_path}/runs.db")
+            while process.poll() is None:
+                polled = episode_series(engine, instance, cache)
+                lengths = polled.phases[0].episode_lengths if polled.phases else []
+                finished = sum(sum(worker.finished) for worker in lengths)
+                if 0 < finished < 25:
+                    partial_polls += 1
+                    # Finished episodes: what the cache kept equals a fresh read.
+                    fresh = episode_series(engine, instance)
+                    for cached_agent, fresh_agent in zip(
+                        polled.phases[0].agents, fresh.phases[0].agents, strict=True
+                    ):
+                        assert cached_agent.episode[:finished] == fresh_agent.episode[:finished]
+                        assert cached_agent.objective[:finished] == fresh_agent.objective[:finished]
+                        assert cached_agent.reward[:finished] == fresh_agent.reward[:finished]
+                await trio.sleep(0.03)
+    finally:
+        await stop_process(process)
+    try:
+        assert process.returncode == 0
+        assert partial_polls >= 3, "the run ended before the polls saw it in progress"
+        final = episode_series(engine, instance, cache)
+        assert final == episode_series(engine, instance)
+        assert [len(agent.episode) for agent in final.phases[0].agents] == [25, 25]
+    finally:
+        engine.dispose()

@@ -219,3 +219,7 @@ def _open(store_uri: str) -> Any:
         engine.dispose()
         raise
     return engine
+
+
+# `runs export` and `runs plot` live in their own module, which adds them to `runs`.
+from . import results as _results  # noqa: E402, F401

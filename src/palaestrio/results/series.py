@@ -14,38 +14,34 @@ stored so far, `finished` False); and the run's throughput: steps per second (al
 workers together, each step counted once however many environments it has) in buckets
 of `bucket_seconds` of walltime, time counted from the run's start.
 
-Everything is aggregated in SQL (one query per series for all phases, over the
-indexes `ux_muscle_actions_agent_worker_episode_step` and
-`ux_world_states_environment_episode_step`), so a page may poll it while a run executes.
-Lists are columnar (one list per quantity), cheap to encode as JSON (`msgspec.json`).
+Everything is aggregated in SQL (`aggregates`). A finished episode never changes, so a
+`SeriesCache` passed in keeps its aggregates and later calls read only the episodes in
+progress: a page polling a run every second pays for the whole run once. Lists are
+columnar (one list per quantity), cheap to encode as JSON (`msgspec.json`).
 """
 
 from __future__ import annotations
 
 import datetime
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 
 from palaestrio.status import RunStatus
-from palaestrio.store import schema
-from palaestrio.store.queries import _steps_of_episode
 
+from . import aggregates
 from .runs import RunInstance, find_instance, phases_of
-
-_phases = schema.experiment_run_phases
-_episodes = schema.experiment_run_episodes
-_agents = schema.agents
-_actions = schema.muscle_actions
-_environments = schema.environments
-_world_states = schema.world_states
 
 MAX_BUCKETS = 120
 """Throughput buckets at most: enough for a curve, few enough to poll."""
 BUCKET_WIDTHS = (0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+FINE_BUCKET = 0.25
+"""Throughput is counted (and cached) in buckets this wide, then summed into wider ones
+(every width is a multiple of it)."""
 
 
 class AgentSeries(msgspec.Struct, frozen=True):
@@ -99,15 +95,61 @@ class RunSeries(msgspec.Struct, frozen=True):
     phases: list[PhaseSeries]
 
 
-def episode_series(engine: sa.Engine, run: str) -> RunSeries:
+class _Cached:
+    """The aggregates of one run instance's finished episodes."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.since: aggregates.Since = {}
+        """(phase id, worker) -> first episode not cached (all before it are)."""
+        self.sums: dict[tuple[int, str, str], list[_Sums]] = defaultdict(list)
+        """(phase id, agent, worker) -> (episode, objective, reward, actions), finished."""
+        self.fine: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        """phase id -> fine bucket -> world states of finished episodes."""
+
+
+_Sums = tuple[int, float, float, int]
+
+
+class SeriesCache:
+    """Keeps finished episodes' aggregates between `episode_series` calls (one per web
+    server, say), for the `capacity` run instances asked for last."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._capacity = capacity
+        self._instances: OrderedDict[str, _Cached] = OrderedDict()
+
+    def get(self, instance: RunInstance) -> _Cached:
+        start = instance.started.timestamp() if instance.started is not None else 0.0
+        cached = self._instances.pop(instance.instance_uid, None)
+        if cached is None or cached.start != start:
+            cached = _Cached(start)
+        self._instances[instance.instance_uid] = cached
+        while len(self._instances) > self._capacity:
+            self._instances.popitem(last=False)
+        return cached
+
+
+def episode_series(engine: sa.Engine, run: str, cache: SeriesCache | None = None) -> RunSeries:
     """The series of run instance `run` (an instance uid, a run uid: its latest instance,
-    or a unique short instance uid). Raises `UnknownRun` / `AmbiguousRun`."""
+    or a unique short instance uid). Raises `UnknownRun` / `AmbiguousRun`.
+
+    With `cache`, finished episodes are read once (see `SeriesCache`)."""
     with engine.connect() as connection:
         instance = find_instance(connection, run)
         phases = phases_of(connection, instance)
-        agents = _agent_series(connection, instance)
-        lengths = _episode_lengths(connection, instance)
-        width, throughput = _throughput(connection, instance)
+        cached = (cache or SeriesCache()).get(instance)
+        phase_ids = [phase.id for phase in phases]
+        environments = aggregates.environments_of(connection, phase_ids)
+        agents = aggregates.agents_of(connection, phase_ids)
+        for phase_id, worker, _uid in environments.values():
+            cached.since.setdefault((phase_id, worker), 0)
+        # Episodes first: one read finished here has all its steps stored already.
+        lengths, finished = _episode_lengths(aggregates.episodes(connection, phase_ids))
+        since = dict(cached.since)
+        _advance(cached.since, finished)
+        sums = _agent_sums(connection, cached, agents, since)
+        width, throughput = _throughput(connection, instance, cached, environments, since)
     empty = Throughput(seconds=[], steps_per_second=[])
     return RunSeries(
         run_uid=instance.run_uid,
@@ -122,9 +164,9 @@ def episode_series(engine: sa.Engine, run: str) -> RunSeries:
                 number=phase.number,
                 name=phase.name,
                 mode=phase.mode,
-                agents=agents.get(phase.number, []),
-                episode_lengths=lengths.get(phase.number, []),
-                throughput=throughput.get(phase.number, empty),
+                agents=sums.get(phase.id, []),
+                episode_lengths=lengths.get(phase.id, []),
+                throughput=throughput.get(phase.id, empty),
             )
             for phase in phases
         ],
@@ -136,96 +178,76 @@ def _worker_order(worker: str) -> tuple[int, str]:
     return (int(worker), "") if worker.isdigit() else (-1, worker)
 
 
-def _reward_sum(dialect: sa.Dialect) -> sa.ColumnElement[float]:
-    """The sum of the numeric values of the muscle action's `rewards` (a JSON object)."""
-    if dialect.name == "postgresql":
-        sql = (
-            "(SELECT coalesce(sum(CAST(value AS float8)), 0)"
-            " FROM jsonb_each(muscle_actions.rewards) WHERE jsonb_typeof(value) = 'number')"
-        )
-    else:
-        sql = (
-            "(SELECT total(value) FROM json_each(muscle_actions.rewards)"
-            " WHERE type IN ('integer', 'real'))"
-        )
-    return sa.literal_column(sql, sa.Float)
+def _advance(since: aggregates.Since, episodes: dict[tuple[int, str], dict[int, bool]]) -> None:
+    """Moves each (phase, worker)'s first uncached episode to its first unfinished one
+    (past the last when all are finished)."""
+    for key, first in since.items():
+        finished = episodes.get(key, {})
+        unfinished = [episode for episode, ended in finished.items() if not ended]
+        since[key] = max(first, min(unfinished, default=max(finished, default=first - 1) + 1))
 
 
-def _agent_series(connection: sa.Connection, instance: RunInstance) -> dict[int, list[AgentSeries]]:
-    query = (
-        sa.select(
-            _phases.c.number,
-            _agents.c.uid,
-            _actions.c.rollout_worker_uid,
-            _actions.c.episode,
-            sa.func.sum(_actions.c.objective),
-            sa.func.sum(_reward_sum(connection.dialect)),
-            sa.func.count(),
-        )
-        .select_from(
-            _actions.join(_agents, _agents.c.id == _actions.c.agent_id).join(
-                _phases, _phases.c.id == _agents.c.experiment_run_phase_id
-            )
-        )
-        .where(_phases.c.experiment_run_instance_id == instance.id)
-        .group_by(
-            _phases.c.number, _agents.c.uid, _actions.c.rollout_worker_uid, _actions.c.episode
-        )
-    )
-    columns: dict[tuple[int, str, str], list[tuple[int, float, float, int]]] = defaultdict(list)
-    for number, agent, worker, episode, objective, reward, actions in connection.execute(query):
-        columns[number, agent, worker].append(
-            (episode, float(objective or 0.0), float(reward or 0.0), actions)
-        )
-    series: dict[int, list[AgentSeries]] = defaultdict(list)
-    for (number, agent, worker), rows in sorted(
-        columns.items(), key=lambda item: (item[0][0], item[0][1], _worker_order(item[0][2]))
-    ):
-        rows.sort()
-        series[number].append(
-            AgentSeries(
-                agent=agent,
-                worker=worker,
-                episode=[row[0] for row in rows],
-                objective=[row[1] for row in rows],
-                reward=[row[2] for row in rows],
-                actions=[row[3] for row in rows],
-            )
-        )
-    return series
+def _is_final(since: aggregates.Since, phase_id: int, worker: str, episode: int) -> bool:
+    return episode < since.get((phase_id, worker), 0)
 
 
 def _episode_lengths(
-    connection: sa.Connection, instance: RunInstance
-) -> dict[int, list[EpisodeLengths]]:
-    query = (
-        sa.select(
-            _phases.c.number,
-            _episodes.c.worker_uid,
-            _episodes.c.episode,
-            _steps_of_episode(),
-            _episodes.c.ended_at.is_not(None),
-        )
-        .select_from(_episodes.join(_phases, _phases.c.id == _episodes.c.experiment_run_phase_id))
-        .where(_phases.c.experiment_run_instance_id == instance.id)
-    )
+    rows: Iterator[Any],
+) -> tuple[dict[int, list[EpisodeLengths]], dict[tuple[int, str], dict[int, bool]]]:
     columns: dict[tuple[int, str], list[tuple[int, int, bool]]] = defaultdict(list)
-    for number, worker, episode, steps, finished in connection.execute(query):
-        columns[number, worker].append((episode, int(steps or 0), bool(finished)))
+    finished: dict[tuple[int, str], dict[int, bool]] = defaultdict(dict)
+    for phase_id, worker, episode, steps, ended in rows:
+        columns[phase_id, worker].append((episode, int(steps or 0), bool(ended)))
+        finished[phase_id, worker][episode] = bool(ended)
     lengths: dict[int, list[EpisodeLengths]] = defaultdict(list)
-    for (number, worker), rows in sorted(
+    for (phase_id, worker), entries in sorted(
         columns.items(), key=lambda item: (item[0][0], _worker_order(item[0][1]))
     ):
-        rows.sort()
-        lengths[number].append(
+        entries.sort()
+        lengths[phase_id].append(
             EpisodeLengths(
                 worker=worker,
-                episode=[row[0] for row in rows],
-                steps=[row[1] for row in rows],
-                finished=[row[2] for row in rows],
+                episode=[entry[0] for entry in entries],
+                steps=[entry[1] for entry in entries],
+                finished=[entry[2] for entry in entries],
             )
         )
-    return lengths
+    return lengths, finished
+
+
+def _agent_sums(
+    connection: sa.Connection,
+    cached: _Cached,
+    agents: dict[int, tuple[int, str]],
+    since: aggregates.Since,
+) -> dict[int, list[AgentSeries]]:
+    columns: dict[tuple[int, str, str], list[_Sums]] = defaultdict(list)
+    for key, entries in cached.sums.items():
+        columns[key].extend(entries)
+    for agent_id, worker, episode, objective, reward, actions in aggregates.action_sums(
+        connection, agents, since
+    ):
+        phase_id, agent = agents[agent_id]
+        entry = (episode, float(objective or 0.0), float(reward or 0.0), int(actions))
+        columns[phase_id, agent, worker].append(entry)
+        if _is_final(cached.since, phase_id, worker, episode):
+            cached.sums[phase_id, agent, worker].append(entry)
+    series: dict[int, list[AgentSeries]] = defaultdict(list)
+    for (phase_id, agent, worker), entries in sorted(
+        columns.items(), key=lambda item: (item[0][0], item[0][1], _worker_order(item[0][2]))
+    ):
+        entries.sort()
+        series[phase_id].append(
+            AgentSeries(
+                agent=agent,
+                worker=worker,
+                episode=[entry[0] for entry in entries],
+                objective=[entry[1] for entry in entries],
+                reward=[entry[2] for entry in entries],
+                actions=[entry[3] for entry in entries],
+            )
+        )
+    return series
 
 
 def bucket_width(seconds: float) -> float:
@@ -236,61 +258,45 @@ def bucket_width(seconds: float) -> float:
     return float(-(-seconds // MAX_BUCKETS))
 
 
-def _bucket(dialect: sa.Dialect, start: float, width: float) -> sa.ColumnElement[Any]:
-    """Bucket number of a world state's walltime (`start`: epoch seconds of bucket 0)."""
-    walltime = _world_states.c.walltime
-    if dialect.name == "postgresql":
-        seconds = sa.cast(sa.extract("epoch", walltime), sa.Float)
-        return sa.func.floor((seconds - start) / width)
-    # SQLite stores UTC text; julianday reads it (2440587.5: the Julian day of 1970-01-01).
-    epoch = (sa.func.julianday(walltime) - 2440587.5) * 86400.0
-    return sa.cast((epoch - start) / width, sa.Integer)
-
-
 def _throughput(
-    connection: sa.Connection, instance: RunInstance
+    connection: sa.Connection,
+    instance: RunInstance,
+    cached: _Cached,
+    environments: dict[int, tuple[int, str, str]],
+    since: aggregates.Since,
 ) -> tuple[float, dict[int, Throughput]]:
     if instance.started is None:
         return float(BUCKET_WIDTHS[0]), {}
-    start = instance.started.timestamp()
+    start = cached.start
     end = instance.ended.timestamp() if instance.ended is not None else time.time()
     width = bucket_width(max(end - start, 0.0))
-    environment_counts: dict[int, int] = dict(
-        connection.execute(
-            sa.select(_phases.c.number, sa.func.count(sa.distinct(_environments.c.uid)))
-            .select_from(
-                _environments.join(_phases, _phases.c.id == _environments.c.experiment_run_phase_id)
-            )
-            .where(_phases.c.experiment_run_instance_id == instance.id)
-            .group_by(_phases.c.number)
-        ).all()
-    )
-    bucket = _bucket(connection.dialect, start, width).label("bucket")
-    query = (
-        sa.select(_phases.c.number, bucket, sa.func.count())
-        .select_from(
-            _world_states.join(
-                _environments, _environments.c.id == _world_states.c.environment_id
-            ).join(_phases, _phases.c.id == _environments.c.experiment_run_phase_id)
-        )
-        .where(_phases.c.experiment_run_instance_id == instance.id)
-        .group_by(_phases.c.number, bucket)
-        .order_by(_phases.c.number, bucket)
-    )
-    # Walltimes a little before the recorded start (clocks) count in bucket 0.
-    counts: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for number, index, rows in connection.execute(query):
-        counts[number][max(int(index), 0)] += rows
-    series: dict[int, Throughput] = {}
-    for number, buckets in counts.items():
-        environments = max(environment_counts.get(number, 1), 1)
-        # The last bucket may be cut short by the run's end (or now).
-        widths = [min(width, max(end - start - index * width, 1e-3)) for index in buckets]
-        series[number] = Throughput(
-            seconds=[index * width for index in buckets],
+    fine: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for phase_id, buckets in cached.fine.items():
+        fine[phase_id].update(buckets)
+    rows = aggregates.world_state_counts(connection, environments, since, start, FINE_BUCKET)
+    for environment_id, episode, bucket, count in rows:
+        phase_id, worker, _uid = environments[environment_id]
+        # Walltimes a little before the recorded start (clocks) count in bucket 0.
+        index = max(int(bucket), 0)
+        fine[phase_id][index] += count
+        if _is_final(cached.since, phase_id, worker, episode):
+            cached.fine[phase_id][index] += count
+    environment_uids: dict[int, set[str]] = defaultdict(set)
+    for phase_id, _worker, uid in environments.values():
+        environment_uids[phase_id].add(uid)
+    series = {}
+    for phase_id, buckets in fine.items():
+        coarse: dict[int, int] = defaultdict(int)
+        for index, count in buckets.items():
+            coarse[int(index * FINE_BUCKET // width)] += count
+        # A step is one world state per environment; the last bucket may be cut short.
+        per_step = max(len(environment_uids[phase_id]), 1)
+        indexes = sorted(coarse)
+        series[phase_id] = Throughput(
+            seconds=[index * width for index in indexes],
             steps_per_second=[
-                rows / environments / seconds
-                for rows, seconds in zip(buckets.values(), widths, strict=True)
+                coarse[index] / per_step / min(width, max(end - start - index * width, 1e-3))
+                for index in indexes
             ],
         )
     return width, series
