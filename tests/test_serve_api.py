@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import io
 import signal
 import sqlite3
 import time
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 
-from executor_support import stored_status, write_experiment
+from executor_support import stored_rows, stored_status, write_experiment
 from palaestrio.experiment import ExperimentFileError, load_experiment_run_text
 from serve_support import Server, serving, sse_events
 from test_cli_process import palaestrio
@@ -74,6 +76,51 @@ async def test_submitted_runs_stream_events_and_are_listed_with_the_clis(tmp_pat
             assert mine["total"] == 2
             status, bad = await server.request("GET", "/api/runs?status=done")
             assert status == 400 and "status 'done'" in bad["detail"]
+
+
+async def test_a_runs_series_document_and_tables_download(tmp_path: Path) -> None:
+    with trio.fail_after(90):
+        async with serving(tmp_path) as server:
+            instance = await server.submit(EXAMPLE)
+            await server.wait_for(instance, "finished")
+            status, series = await server.request("GET", f"/api/runs/{instance}/series")
+            assert status == 200
+            assert [len(agent["episode"]) for p in series["phases"] for agent in p["agents"]] == [
+                3,
+                3,
+                2,
+                2,
+            ]
+            status, document = await server.request("GET", f"/api/runs/{instance[:8]}/document")
+            assert status == 200 and document == EXAMPLE.read_text()
+            zipped = await trio.to_thread.run_sync(
+                _download, server, f"/api/runs/{instance}/export"
+            )
+            with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+                names = set(archive.namelist())
+                assert {"world_states.csv", "muscle_actions.csv", "metadata.json"} <= names
+                world_lines = archive.read("world_states.csv").decode().splitlines()
+                action_lines = archive.read("muscle_actions.csv").decode().splitlines()
+            assert (len(world_lines) - 1, len(action_lines) - 1) == stored_rows(server.db, instance)
+            status, bad = await server.request("GET", f"/api/runs/{instance}/export?format=xml")
+            assert status == 400 and "csv or parquet" in bad["detail"]
+            status, dumps = await server.request("GET", f"/api/runs/{instance}/brains")
+            assert status == 200 and isinstance(dumps, list)
+            status, missing = await server.request("GET", "/api/runs/nosuchrun/series")
+            assert status == 404 and "nosuchrun" in missing["detail"]
+
+
+def _download(server: Server, path: str) -> bytes:
+    connection = http.client.HTTPConnection(*server.host_port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {server.token}"})
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200, body
+        assert response.getheader("content-type") == "application/zip"
+        return body
+    finally:
+        connection.close()
 
 
 async def test_cancel_stops_a_run_and_stores_it_cancelled(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ request sends is evaluated, unpickled or used as a path on the server."""
 from __future__ import annotations
 
 import re
+import shutil
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import sqlalchemy as sa
 import trio
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -23,13 +25,14 @@ from palaestrio.experiment import (
     Problem,
     load_experiment_run_text,
 )
-from palaestrio.results.series import episode_series
+from palaestrio.results.tables import Format
 from palaestrio.status import RunStatus
 from palaestrio.store.queries import SHORT_UID_LENGTH, AmbiguousRun, UnknownRun, run_details
 
 from .auth import BodyTooLarge
 from .brains import brain_dump_path, brain_dumps
 from .events import EventHub
+from .results import Results, UnavailableFormat
 from .rows import run_rows, summary_row, unstored_row
 
 if TYPE_CHECKING:
@@ -53,6 +56,9 @@ class Api:
     engine: sa.Engine
     hub: EventHub
 
+    def __post_init__(self) -> None:
+        self.results = Results(self.engine)
+
     def routes(self) -> list[Route]:
         return [
             Route("/api/runs", self.list_runs, methods=["GET"]),
@@ -61,6 +67,7 @@ class Api:
             Route("/api/runs/{uid}/cancel", self.cancel, methods=["POST"]),
             Route("/api/runs/{uid}/series", self.series, methods=["GET"]),
             Route("/api/runs/{uid}/document", self.document, methods=["GET"]),
+            Route("/api/runs/{uid}/export", self.export, methods=["GET"]),
             Route("/api/runs/{uid}/brains", self.brains, methods=["GET"]),
             Route("/api/brains/{dump_id:int}", self.brain, methods=["GET"]),
             Route("/api/events", self.events, methods=["GET"]),
@@ -184,7 +191,39 @@ class Api:
         ---
         responses: {200: {description: RunSeries}, 404: {description: no such run}}
         """
-        return await self._stored(episode_series, request.path_params["uid"])
+        return await self._stored(
+            lambda _, uid: self.results.series(uid), request.path_params["uid"]
+        )
+
+    async def export(self, request: Request) -> Response:
+        """Download `runs export`'s tables (world states, muscle actions) and
+        metadata.json as a zip.
+        ---
+        parameters:
+          - {name: format, in: query, schema: {type: string, enum: [csv, parquet]}}
+        responses:
+          200: {description: application/zip}
+          400: {description: an unknown or unavailable format}
+          404: {description: no such run}
+        """
+        uid = request.path_params["uid"]
+        asked = request.query_params.get("format", "csv")
+        if asked not in ("csv", "parquet"):
+            return error(400, f"format {asked!r}: csv or parquet")
+        format: Format = "parquet" if asked == "parquet" else "csv"
+        try:
+            path = await trio.to_thread.run_sync(self.results.export_zip, uid, format)
+        except (UnknownRun, AmbiguousRun) as unknown:
+            return error(404, str(unknown))
+        except UnavailableFormat as unavailable:
+            return error(400, str(unavailable))
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", uid)[:80]
+        return FileResponse(
+            path,
+            media_type="application/zip",
+            filename=f"{name}-{format}.zip",
+            background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True),
+        )
 
     async def brains(self, request: Request) -> Response:
         """The run's brain dumps (download each from /api/brains/{id}).

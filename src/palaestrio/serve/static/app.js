@@ -164,6 +164,7 @@ async function showRun(uid) {
     return tr;
   }));
   $("run-document").href = `/api/runs/${uid}/document`;
+  $("run-export").href = `/api/runs/${uid}/export?format=csv`;
   try { drawSeries(await api(`/api/runs/${uid}/series`)); } catch (e) { /* not stored yet */ }
   const brains = await api(`/api/runs/${uid}/brains`).catch(() => []);
   $("brains").replaceChildren(...brains.map(b => {
