@@ -111,8 +111,7 @@ async def events_per_second(directory: Path, steps: int) -> tuple[float, float]:
     """(events/s overall, events/s per second of a run running)."""
     async with serving(directory, "-p", "4") as server, trio.open_nursery() as nursery:
         send, events = trio.open_memory_channel[dict[str, Any]](100_000)
-        nursery.start_soon(sse_events, server, send)
-        await trio.sleep(0.2)
+        await nursery.start(sse_events, server, send)
         files = [write_experiment(directory, f"bench{i}", max_iter=steps) for i in range(4)]
         instances = {await server.submit(file) for file in files}
         running: dict[str, float] = {}

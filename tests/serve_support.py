@@ -123,8 +123,14 @@ async def _announced(stdout: trio.abc.ReceiveStream) -> tuple[str, str | None]:
     raise AssertionError(f"serve ended before it listened: {buffer.decode()}")
 
 
-async def sse_events(server: Server, found: trio.MemorySendChannel[dict[str, Any]]) -> None:
-    """Reads /api/events over a raw HTTP connection; sends each `run` event's data."""
+async def sse_events(
+    server: Server,
+    found: trio.MemorySendChannel[dict[str, Any]],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Reads /api/events over a raw HTTP connection; sends each `run` event's data.
+    Started once the server has answered (it is subscribed then)."""
     host, port = server.host_port
     stream = await trio.open_tcp_stream(host, port)
     async with stream, found:
@@ -134,8 +140,12 @@ async def sse_events(server: Server, found: trio.MemorySendChannel[dict[str, Any
         )
         await stream.send_all(request.encode())
         buffer = b""
+        subscribed = False
         async for chunk in stream:
             buffer += chunk
+            if not subscribed and b"retry: " in buffer:
+                subscribed = True
+                task_status.started()
             while b"\n\n" in buffer:
                 block, buffer = buffer.split(b"\n\n", 1)
                 for line in block.split(b"\n"):

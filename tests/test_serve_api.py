@@ -33,7 +33,7 @@ async def test_submitted_runs_stream_events_and_are_listed_with_the_clis(tmp_pat
     with trio.fail_after(90):
         async with serving(tmp_path) as server, trio.open_nursery() as nursery:
             send, events = trio.open_memory_channel[dict[str, Any]](1000)
-            nursery.start_soon(sse_events, server, send)
+            await nursery.start(sse_events, server, send)
             instance = await server.submit(EXAMPLE)
             seen = []
             async for event in events:

@@ -38,24 +38,29 @@ function cancelButton(uid) {
   return button;
 }
 
-function renderRow(row) {
-  const tr = document.createElement("tr");
-  tr.dataset.instance = row.instance_uid;
-  tr.dataset.status = row.status;
+// A row is updated in place (never replaced), so a Cancel button stays the element
+// under the pointer while progress events arrive several times a second.
+function renderRow(row, tr) {
+  if (!tr) {
+    tr = document.createElement("tr");
+    tr.dataset.instance = row.instance_uid;
+    const name = cell("", "run"), link = document.createElement("a");
+    link.href = `#/run/${row.instance_uid}`;
+    name.append(link);
+    tr.append(name, cell(row.instance_uid.slice(0, 8), "dim"), ...Array.from({length: 7}, () => cell("")));
+    for (const i of [5, 6, 7]) tr.cells[i].className = "num";
+  }
   const live = row.live || {};
-  const link = document.createElement("a");
-  link.href = `#/run/${row.instance_uid}`;
-  link.textContent = row.run_uid;
-  const name = cell("", "run");
-  name.append(link);
   const steps = live.total_steps ? `${row.steps}/${live.total_steps}` : row.steps;
-  tr.append(name, cell(row.instance_uid.slice(0, 8), "dim"), cell(row.status, `status ${row.status}`),
-    cell(live.phase), cell(live.episode), cell(steps, "num"), cell(live.steps_per_second, "num"),
-    cell(seconds(live.eta_seconds), "num"));
-  const actions = cell("");
-  if (row.cancellable) actions.append(cancelButton(row.instance_uid));
-  tr.append(actions);
-  if (row.reason) tr.title = row.reason;
+  tr.dataset.status = row.status;
+  tr.cells[0].firstChild.textContent = row.run_uid;
+  tr.cells[2].className = `status ${row.status}`;
+  [row.status, live.phase, live.episode, steps, live.steps_per_second, seconds(live.eta_seconds)]
+    .forEach((text, i) => { tr.cells[i + 2].textContent = text ?? ""; });
+  const button = tr.cells[8].querySelector("button.cancel");
+  if (row.cancellable && !button) tr.cells[8].append(cancelButton(row.instance_uid));
+  if (!row.cancellable && button) button.remove();
+  tr.title = row.reason || "";
   return tr;
 }
 
@@ -67,9 +72,9 @@ function merge(update) {
   const row = {...old, ...update, live, steps: Math.max(update.steps ?? 0, old.steps ?? 0)};
   rows.set(row.instance_uid, row);
   const tbody = $("runs").tBodies[0];
-  const tr = renderRow(row);
   const existing = tbody.querySelector(`tr[data-instance="${row.instance_uid}"]`);
-  existing ? existing.replaceWith(tr) : tbody.prepend(tr);
+  const tr = renderRow(row, existing);
+  if (!existing) tbody.prepend(tr);
   if (row.instance_uid === current) showFacts(row);
 }
 
