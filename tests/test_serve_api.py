@@ -186,7 +186,10 @@ async def test_requests_without_the_token_are_401(tmp_path: Path) -> None:
             )
             assert status == 200 and page["total"] == 0
             status, spec = await server.request("GET", "/openapi.json")
-            assert status == 200 and "/api/runs/{uid}/cancel" in spec["paths"]
+            assert status == 200
+            cancel = spec["paths"]["/api/runs/{uid}/cancel"]["post"]
+            assert cancel["summary"].startswith("Cancel a run this server executes")
+            assert "409" in cancel["responses"]
             status, docs = await server.request("GET", "/docs")
             assert status == 200 and "openapi.json" in docs
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from importlib.resources import files
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 import trio
@@ -40,9 +41,22 @@ BACKLOG = 128
 OPENAPI_INFO = {"openapi": "3.0.0", "info": {"title": "palaestrio serve", "version": "1"}}
 
 
+class _Schemas(SchemaGenerator):
+    """OpenAPI from the endpoints' docstrings: the text before ``---`` is the summary
+    and description, the YAML after it the operation."""
+
+    def parse_docstring(self, func_or_method: Callable[..., Any]) -> dict[str, Any]:
+        operation = super().parse_docstring(func_or_method)
+        text = (func_or_method.__doc__ or "").split("---")[0].strip()
+        if text:
+            summary = text.split("\n", 1)[0]
+            operation = {"summary": summary, "description": " ".join(text.split()), **operation}
+        return operation
+
+
 def build_app(executor: Executor, engine: sa.Engine, hub: EventHub, token: str | None) -> Guard:
     api = Api(executor, engine, hub)
-    schemas = SchemaGenerator(OPENAPI_INFO)
+    schemas = _Schemas(OPENAPI_INFO)
     static = str(STATIC)
 
     async def openapi(request: Request) -> Response:
