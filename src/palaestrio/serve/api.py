@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from palaestrio.executor.errors import ExecutorError
-from palaestrio.experiment import (
-    ExperimentFileError,
-    ExperimentFileWarning,
-    ExperimentRun,
-    Problem,
-    load_experiment_run_text,
-)
+from palaestrio.experiment import ExperimentFileError, Problem
 from palaestrio.results.tables import Format
 from palaestrio.status import RunStatus
 from palaestrio.store.queries import SHORT_UID_LENGTH, AmbiguousRun, UnknownRun, run_details
@@ -34,6 +27,7 @@ from .brains import brain_dump_path, brain_dumps
 from .events import EventHub
 from .results import Results, UnavailableFormat
 from .rows import run_rows, summary_row, unstored_row
+from .submissions import label, problems_response, validated
 
 if TYPE_CHECKING:
     from palaestrio.executor import Executor
@@ -119,7 +113,7 @@ class Api:
           413: {description: the body is larger than the limit}
           422: {description: "every problem: {problems: [{source, place, line, message}]}"}
         """
-        source = _label(request.query_params.get("name", "upload.yml"))
+        source = label(request.query_params.get("name", "upload.yml"))
         try:
             body = await request.body()
         except BodyTooLarge as too_large:
@@ -127,11 +121,11 @@ class Api:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as problem:
-            return _problems([Problem(source, "", None, f"not UTF-8 text: {problem}")])
+            return problems_response([Problem(source, "", None, f"not UTF-8 text: {problem}")])
         try:
-            run, notes = await trio.to_thread.run_sync(_validated, text, source)
+            run, notes = await trio.to_thread.run_sync(validated, text, source)
         except ExperimentFileError as invalid:
-            return _problems(invalid.problems)
+            return problems_response(invalid.problems)
         try:
             self.executor.schedule(run)
         except ExecutorError as closed:
@@ -287,24 +281,3 @@ class Api:
             ):
                 return info
         return None
-
-
-def _validated(text: str, source: str) -> tuple[ExperimentRun, list[str]]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ExperimentFileWarning)
-        run = load_experiment_run_text(text, source)
-    return run, [str(w.message) for w in caught if issubclass(w.category, ExperimentFileWarning)]
-
-
-def _problems(problems: list[Problem]) -> JSONResponse:
-    listed = [
-        {"source": p.source, "place": p.place, "line": p.line, "message": p.message}
-        for p in problems
-    ]
-    count = len(listed)
-    return error(422, f"{count} problem{'s' if count != 1 else ''} in the file", problems=listed)
-
-
-def _label(name: str) -> str:
-    """An uploaded file's name, only as a label in messages (never a path)."""
-    return re.sub(r"[^\w. -]+", "_", name.rsplit("/", 1)[-1])[:100] or "upload.yml"
