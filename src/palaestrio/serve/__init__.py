@@ -4,7 +4,8 @@ Modules, one job each: `app` (the Starlette app and `serve`, the HTTP server tas
 runs in the executor's nursery), `api` (the JSON endpoints), `events` (executor updates
 fanned out to Server-Sent Events streams), `rows` (store rows merged with the executor's
 live view), `submissions` (validating a submitted file), `results` (series, export
-zip), `brains` (brain dumps), `auth` (bearer token, request size limit, bind checks). The page is `static/` (package data, no build step, no CDN).
+zip), `brains` (brain dumps), `auth` (bearer token, request size limit, bind checks).
+The page is `static/` (package data, no build step, no CDN).
 """
 
 from __future__ import annotations
