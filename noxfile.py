@@ -1,5 +1,5 @@
-"""Sessions: `nox -s run`, `tests`, `tests_palaestrai`, `slurm`, `lint`, `typecheck`,
-`bench`, `bench_peer`, `chaos`.
+"""Sessions: `nox -s run`, `tests`, `tests_palaestrai`, `tests_harl`, `slurm`, `browser`,
+`lint`, `typecheck`, `bench`, `bench_peer`, `chaos`.
 
 `nox` alone runs tests, lint and typecheck.
 """
@@ -63,6 +63,24 @@ def slurm(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     files = session.posargs or ["tests/test_slurm.py"]
     session.run("pytest", *files, env={"PALAESTRIO_SLURM_TESTS": "1"})
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The web page's test in headless Chromium (root; installs Debian's chromium and
+    chromium-driver when missing). `nox -s browser -- docs` also writes the README's
+    screenshots into docs/."""
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        apt = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, env=apt)
+        session.run(
+            "apt-get", "install", "-y", "-qq", "chromium", "chromium-driver", external=True, env=apt
+        )
+    session.install("-e", ".[test]")
+    env = {"CI": "1"}
+    if session.posargs:
+        env["PALAESTRIO_SCREENSHOTS"] = str(HERE / session.posargs[0])
+    session.run("pytest", "tests/test_serve_browser.py", env=env)
 
 
 @nox.session

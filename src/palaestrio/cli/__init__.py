@@ -8,8 +8,8 @@ SIGINT / SIGTERM / SIGHUP stopped the runs (the executor cancels them and stores
 `group` has the top-level group and its global options; one module per command group
 adds its commands to it: `experiment` (experiment-start, experiment-check-syntax),
 `runs` (runs list, runs show, runs delete), `database` (database-create,
-database-migrate), `runtime_config`
-(runtime-config-show-*), `broker`, `slurm` (sbatch; experiment-start's launcher). `live`
+database-migrate), `runtime_config` (runtime-config-show-*), `broker`, `slurm` (sbatch;
+experiment-start's launcher), `serve` (the HTTP service, `palaestrio.serve`). `live`
 is what a person watching experiment-start sees, `logs` where log records go meanwhile,
 `output` the shared printing helpers.
 """
@@ -38,7 +38,15 @@ def __getattr__(name: str) -> Any:
     if name != "cli":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     # Imported for their commands, which they add to `cli`.
-    from palaestrio.cli import broker, database, experiment, runs, runtime_config, slurm  # noqa: F401
+    from palaestrio.cli import (  # noqa: F401
+        broker,
+        database,
+        experiment,
+        runs,
+        runtime_config,
+        serve,
+        slurm,
+    )
     from palaestrio.cli.group import cli
 
     return cli

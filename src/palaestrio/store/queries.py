@@ -186,6 +186,56 @@ def list_runs(
         return [_summary(row) for row in connection.execute(_summaries(where))]
 
 
+def run_page(
+    engine: sa.Engine,
+    *,
+    offset: int,
+    limit: int,
+    experiment_uid: str | None = None,
+    status: RunStatus | str | None = None,
+) -> tuple[int, list[RunSummary]]:
+    """(how many run instances match, `limit` of them from `offset`, newest first): the
+    page is chosen first, so only its runs' totals are computed."""
+    conditions = []
+    if experiment_uid is not None:
+        conditions.append(_experiments.c.name == experiment_uid)
+    if status is not None:
+        conditions.append(_instances.c.status == str(status))
+    matching = (
+        sa.select(_instances.c.id)
+        .select_from(
+            _instances.join(_runs, _runs.c.id == _instances.c.experiment_run_id).join(
+                _experiments, _experiments.c.id == _runs.c.experiment_id
+            )
+        )
+        .where(sa.and_(sa.true(), *conditions))
+    )
+    with engine.connect() as connection:
+        total = connection.execute(
+            sa.select(sa.func.count()).select_from(matching.subquery())
+        ).scalar_one()
+        ids = list(
+            connection.execute(
+                matching.order_by(_instances.c.created_at.desc(), _instances.c.id.desc())
+                .offset(offset)
+                .limit(limit)
+            ).scalars()
+        )
+        rows = connection.execute(_summaries(_instances.c.id.in_(ids))).all() if ids else []
+    return int(total), [_summary(row) for row in reversed(rows)]
+
+
+def stored_uids(engine: sa.Engine, instance_uids: list[str]) -> set[str]:
+    """Which of `instance_uids` the store has."""
+    if not instance_uids:
+        return set()
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.select(_instances.c.uid).where(_instances.c.uid.in_(instance_uids))
+        ).scalars()
+        return set(found)
+
+
 def run_details(engine: sa.Engine, uid: str) -> RunDetails:
     """One run instance, by its uid, else the latest instance of the run `uid`, else the
     one instance whose uid begins with `uid` (at least `SHORT_UID_LENGTH` characters).
