@@ -4,9 +4,11 @@
 thread. `emit` only queues a record; the thread batches, encodes and sends, so records
 reach the store while the step loop keeps stepping, and also while it is blocked in a
 component (a sender task would wait for the loop to yield). Batches are adaptive: one
-goes out when it is full (`max_batch`) or `linger` seconds after its first record, so a
-light stream reaches the database within a second and a heavy one travels in large
-batches. One batch is in flight at a time, which keeps the batches of a run in order
+goes out when `send_at` records are queued or `linger` seconds after its first record,
+so a light stream reaches the database within a second and a heavy one travels in large
+batches; a batch takes all that is queued, up to `max_batch` records, so batches grow
+while the store is slow (each commit waits for the disk) and fewer commits carry the
+stream. One batch is in flight at a time, which keeps the batches of a run in order
 (a phase's first record precedes its steps). A batch is kept until the store
 acknowledges its commit; without a reply within `retry_after` seconds (the broker or the
 store restarted) the same batch is sent again, and the store's natural keys make the
@@ -54,9 +56,10 @@ log = logging.getLogger(__name__)
 
 Requester = AsyncRequester
 
-DEFAULT_MAX_BATCH = 2048
+DEFAULT_SEND_AT = 2048
+DEFAULT_MAX_BATCH = 4 * DEFAULT_SEND_AT
 DEFAULT_LINGER = 0.2
-DEFAULT_MAX_PENDING = 4 * DEFAULT_MAX_BATCH
+DEFAULT_MAX_PENDING = 2 * DEFAULT_MAX_BATCH
 DEFAULT_RETRY_AFTER = 5.0
 DEFAULT_CLOSE_GRACE = 10.0
 
@@ -118,18 +121,21 @@ class StoreSink:
         instance_uid: str,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
+        send_at: int | None = None,
         linger: float = DEFAULT_LINGER,
         max_pending: int = DEFAULT_MAX_PENDING,
         retry_after: float = DEFAULT_RETRY_AFTER,
     ) -> None:
-        if max_batch < 1 or max_pending < max_batch:
+        send_at = min(max_batch, DEFAULT_SEND_AT) if send_at is None else send_at
+        if not 1 <= send_at <= max_batch <= max_pending:
             raise ValueError(
-                f"need 1 <= max_batch <= max_pending, got max_batch={max_batch}, "
-                f"max_pending={max_pending}"
+                f"need 1 <= send_at <= max_batch <= max_pending, got send_at={send_at}, "
+                f"max_batch={max_batch}, max_pending={max_pending}"
             )
         self.instance_uid = instance_uid
         self._client = client
         self._max_batch = max_batch
+        self._send_at = send_at
         self._linger = linger
         self._max_pending = max_pending
         self._retry_after = retry_after
@@ -174,7 +180,7 @@ class StoreSink:
             self._first_queued_at = time.monotonic()
         queue.append(record)
         self._emitted += 1
-        if (len(queue) == 1 or len(queue) >= self._max_batch) and not self._wakeup.is_set():
+        if (len(queue) == 1 or len(queue) >= self._send_at) and not self._wakeup.is_set():
             self._wakeup.set()
 
     async def _wait_for_room(self) -> None:
@@ -284,7 +290,7 @@ class StoreSink:
             wakeup.clear()
             timeout: float | None = None
             if queue:
-                if len(queue) >= self._max_batch or self._flushing or self._stopping:
+                if len(queue) >= self._send_at or self._flushing or self._stopping:
                     return self._take()
                 timeout = self._first_queued_at + self._linger - time.monotonic()
                 if timeout <= 0:
@@ -309,6 +315,7 @@ async def open_store_sink(
     instance_uid: str,
     *,
     max_batch: int = DEFAULT_MAX_BATCH,
+    send_at: int | None = None,
     linger: float = DEFAULT_LINGER,
     max_pending: int = DEFAULT_MAX_PENDING,
     retry_after: float = DEFAULT_RETRY_AFTER,
@@ -327,6 +334,7 @@ async def open_store_sink(
         client,
         instance_uid,
         max_batch=max_batch,
+        send_at=send_at,
         linger=linger,
         max_pending=max_pending,
         retry_after=retry_after,
