@@ -52,6 +52,37 @@ def experiment(directory: Path, uid: str, steps: int, agents: int, slow: bool = 
 # -- the child side: one executor run, reporting JSON on stdout -----------------------
 
 
+class TracedGrowth:
+    """With BENCH_TRACEMALLOC set (benchmarks/memory.py --tracemalloc): where Python
+    memory grew between 10 s into the run and its end, printed to stderr."""
+
+    def __init__(self) -> None:
+        import tracemalloc
+
+        tracemalloc.start(8)
+        self.started = time.monotonic()
+        self.baseline: tracemalloc.Snapshot | None = None
+
+    def check(self) -> None:
+        import tracemalloc
+
+        if self.baseline is None and time.monotonic() - self.started > 10:
+            self.baseline = tracemalloc.take_snapshot()
+
+    def report(self) -> None:
+        import tracemalloc
+
+        if self.baseline is None:
+            return
+        growth = tracemalloc.take_snapshot().compare_to(self.baseline, "traceback")
+        for stat in growth[:8]:
+            print(
+                f"{stat.size_diff / 1024:+.0f} KiB in {stat.count_diff:+} blocks", file=sys.stderr
+            )
+            for line in stat.traceback.format()[-6:]:
+                print("    " + line, file=sys.stderr)
+
+
 def child(files: list[str], db: str, parallel: int) -> None:
     import trio
 
@@ -59,8 +90,11 @@ def child(files: list[str], db: str, parallel: int) -> None:
     from palaestrio.experiment import load_experiment_runs
 
     marks: dict[str, dict[str, float]] = {}
+    tracing = TracedGrowth() if os.environ.get("BENCH_TRACEMALLOC") else None
 
     def on_update(info: ExperimentRunRuntimeInformation) -> None:
+        if tracing is not None:
+            tracing.check()
         mark = marks.setdefault(info.instance_uid, {})
         mark.setdefault(info.status, time.perf_counter())
         if info.status == "running" and info.steps:
@@ -72,6 +106,8 @@ def child(files: list[str], db: str, parallel: int) -> None:
     started = time.perf_counter()
     trio.run(executor.execute)
     wall = time.perf_counter() - started
+    if tracing is not None:
+        tracing.report()
     infos = executor.experiment_runs()
     stepping = [
         info.steps / (marks[info.instance_uid]["finished"] - marks[info.instance_uid]["running"])

@@ -55,6 +55,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--tolerance", type=float, default=5.0, help="MB")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="the executor prints where its Python memory grew after 10 s (slower)",
+    )
     args = parser.parse_args()
     samples: list[tuple[float, int, int]] = []  # (seconds since start, executor, governor)
     with tempfile.TemporaryDirectory(prefix="palaestrio-memory-") as tmp:
@@ -71,7 +76,7 @@ def main() -> None:
             stdout=subprocess.PIPE,
             text=True,
             cwd=HERE.parent / "tests",
-            env=CHILD_ENV,
+            env={**CHILD_ENV, "BENCH_TRACEMALLOC": "1"} if args.tracemalloc else CHILD_ENV,
         )
         started = time.monotonic()
         governor: int | None = None
