@@ -135,7 +135,7 @@ class LoopRequester:
 
         try:
             return trio.from_thread.run(attempt, trio_token=self._token)
-        except trio.RunFinishedError:
+        except (trio.RunFinishedError, trio.Cancelled):  # the loop is ending
             raise Abandoned from None
 
     def close(self) -> None:
