@@ -279,8 +279,8 @@ async def test_steps_before_a_blocked_step_are_stored_while_it_blocks(
             while not marker.exists() or not marker.read_text():
                 await trio.sleep(0.01)
             (info,) = executor.experiment_runs()
-            # The sink's linger (0.2 s) plus a margin for a loaded machine.
-            deadline = float(marker.read_text()) + DEFAULT_LINGER + 2.0
+            # The sink's linger (0.2 s) plus a margin for a loaded machine (fsync included).
+            deadline = float(marker.read_text()) + DEFAULT_LINGER + 5.0
             with trio.move_on_at(trio.current_time() + deadline - time.time()):
                 while stored_rows(db, info.instance_uid) != (49, 98):
                     await trio.sleep(0.01)
