@@ -14,8 +14,8 @@ acknowledges its commit; without a reply within `retry_after` seconds (the broke
 store restarted) the same batch is sent again, and the store's natural keys make the
 resend harmless. `emit` waits while `max_pending` records are unacknowledged.
 
-`send_status` sends one status event with the same resend rule; `StoreSink.status`
-first flushes the sink, so a run's `finished` follows its last record.
+`send_status` (from `delivery.py`) sends one status event with the same resend rule;
+`StoreSink.status` first flushes the sink, so a run's `finished` follows its last record.
 
 A store only takes requests for the run instances its own executor scheduled; for any
 other it answers "not owned", and the sender raises `RunNotOwned` (from `emit`, `flush`
@@ -39,72 +39,32 @@ from palaestrio.mdp.client import Client
 from palaestrio.records import Record
 from palaestrio.status import RunStatus
 from palaestrio.store import messages
-from palaestrio.store.batch_transport import (
+from palaestrio.store.delivery import (
+    DEFAULT_RETRY_AFTER,
     Abandoned,
     AsyncRequester,
     BlockingRequester,
     LoopRequester,
     SocketRequester,
     call_soon_in_loop,
+    deliver,
     deliver_blocking,
-    read_reply,
+    send_status,
+    status_of,
 )
 from palaestrio.store.errors import RunNotOwned, StoreError
-from palaestrio.store.messages import SERVICE, Acknowledged, RecordBatch, StatusEvent, StoreRequest
+from palaestrio.store.messages import RecordBatch, StatusEvent
 
 log = logging.getLogger(__name__)
 
 Requester = AsyncRequester
+__all__ = ["Requester", "StoreSink", "deliver", "open_store_sink", "send_status"]
 
 DEFAULT_SEND_AT = 2048
 DEFAULT_MAX_BATCH = 4 * DEFAULT_SEND_AT
 DEFAULT_LINGER = 0.2
 DEFAULT_MAX_PENDING = 2 * DEFAULT_MAX_BATCH
-DEFAULT_RETRY_AFTER = 5.0
 DEFAULT_CLOSE_GRACE = 10.0
-
-
-async def deliver(
-    client: Requester, message: StoreRequest, *, retry_after: float = DEFAULT_RETRY_AFTER
-) -> Acknowledged:
-    """Sends `message` to the store until it is acknowledged.
-
-    Resends after `retry_after` seconds without a reply and, with a growing pause, after
-    a retryable error reply. Raises `RunNotOwned` when the store does not own the run
-    instance and `StoreRejected` for any other error reply.
-    """
-    frame = messages.encode(message)
-    pause = 0.05
-    while True:
-        frames: list[bytes] | None = None
-        with trio.move_on_after(retry_after):
-            frames = await client.request(SERVICE, frame)
-        if frames is None:
-            log.info("no reply from the store within %.1f s; sending again", retry_after)
-            continue
-        reply = read_reply(frames)
-        if isinstance(reply, Acknowledged):
-            return reply
-        log.warning("the store could not write now (%s); trying again", reply)
-        await trio.sleep(pause)
-        pause = min(pause * 2, retry_after)
-
-
-async def send_status(
-    client: Requester, event: StatusEvent, *, retry_after: float = DEFAULT_RETRY_AFTER
-) -> RunStatus:
-    """Records a status event; returns the instance's status afterwards.
-
-    A duplicate or late event changes nothing, and the returned status shows it (e.g.
-    `error` after `finished` returns `RunStatus.FINISHED`).
-    """
-    return _status(await deliver(client, event, retry_after=retry_after))
-
-
-def _status(reply: Acknowledged) -> RunStatus:
-    if reply.status is None:
-        raise StoreError("the store acknowledged a status event without the status")
-    return reply.status
 
 
 class StoreSink:
@@ -211,7 +171,7 @@ class StoreSink:
     async def status(self, event: StatusEvent) -> RunStatus:
         """Flushes, then records `event` (see `send_status`)."""
         await self.flush()
-        return _status(await deliver(self._client, event, retry_after=self._retry_after))
+        return status_of(await deliver(self._client, event, retry_after=self._retry_after))
 
     async def aclose(self) -> None:
         """Flushes, then stops the sender thread; the sink takes no more records."""

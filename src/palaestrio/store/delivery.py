@@ -1,12 +1,12 @@
-"""How the store sink's sender thread reaches the store: blocking MDP round trips.
+"""Requests to the store until they are acknowledged: from trio, and from a thread.
 
-The sink sends from a thread of its own so that records reach the store while the step
-loop is busy or blocked in a component (a trio task would wait for the loop). In the
-RunGovernor the thread has its own DEALER socket to the broker (`SocketRequester`);
-for an in-process requester (tests, tools) it calls back into trio (`LoopRequester`).
-
-`deliver_blocking` is `sender.deliver` for the thread: the same resend rule, the same
-reading of replies (`read_reply`).
+`deliver` and `send_status` send from a trio task. The store sink (`sender.py`) sends
+record batches from a thread of its own, so that records reach the store while the step
+loop is busy or blocked in a component (a trio task would wait for the loop): in the
+RunGovernor that thread has its own DEALER socket to the broker (`SocketRequester`);
+with an in-process requester (tests, tools) it calls back into trio (`LoopRequester`).
+`deliver_blocking` is `deliver` for the thread: the same resend rule, the same reading
+of replies (`read_reply`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ import zmq
 
 from palaestrio import curve
 from palaestrio.mdp import protocol as mdp
+from palaestrio.status import RunStatus
 from palaestrio.store import messages
 from palaestrio.store.errors import RunNotOwned, StoreError, StoreRejected
-from palaestrio.store.messages import SERVICE, Acknowledged
+from palaestrio.store.messages import SERVICE, Acknowledged, StatusEvent, StoreRequest
 from palaestrio.zmq_trio import shared_context
 
 log = logging.getLogger("palaestrio.store.sender")
 
+DEFAULT_RETRY_AFTER = 5.0
 SERVICE_NAME = mdp.as_service(SERVICE)
 POLL_SLICE = 0.05
 """Seconds between two looks at the abandon flag while a reply is awaited."""
@@ -115,6 +117,49 @@ class AsyncRequester(Protocol):
     """What the sender needs of an MDP client (`palaestrio.mdp.client.Client`)."""
 
     async def request(self, service: str | bytes, *frames: bytes) -> list[bytes]: ...
+
+
+async def deliver(
+    client: AsyncRequester, message: StoreRequest, *, retry_after: float = DEFAULT_RETRY_AFTER
+) -> Acknowledged:
+    """Sends `message` to the store until it is acknowledged.
+
+    Resends after `retry_after` seconds without a reply and, with a growing pause, after
+    a retryable error reply. Raises `RunNotOwned` when the store does not own the run
+    instance and `StoreRejected` for any other error reply.
+    """
+    frame = messages.encode(message)
+    pause = 0.05
+    while True:
+        frames: list[bytes] | None = None
+        with trio.move_on_after(retry_after):
+            frames = await client.request(SERVICE, frame)
+        if frames is None:
+            log.info("no reply from the store within %.1f s; sending again", retry_after)
+            continue
+        reply = read_reply(frames)
+        if isinstance(reply, Acknowledged):
+            return reply
+        log.warning("the store could not write now (%s); trying again", reply)
+        await trio.sleep(pause)
+        pause = min(pause * 2, retry_after)
+
+
+async def send_status(
+    client: AsyncRequester, event: StatusEvent, *, retry_after: float = DEFAULT_RETRY_AFTER
+) -> RunStatus:
+    """Records a status event; returns the instance's status afterwards.
+
+    A duplicate or late event changes nothing, and the returned status shows it (e.g.
+    `error` after `finished` returns `RunStatus.FINISHED`).
+    """
+    return status_of(await deliver(client, event, retry_after=retry_after))
+
+
+def status_of(reply: Acknowledged) -> RunStatus:
+    if reply.status is None:
+        raise StoreError("the store acknowledged a status event without the status")
+    return reply.status
 
 
 class LoopRequester:
