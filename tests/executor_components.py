@@ -63,3 +63,35 @@ class StubbornEnvironment(DummyEnvironment):
     def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:
         time.sleep(600)
         return super().update(actuators)
+
+
+class BlockingEnvironment(DummyEnvironment):
+    """Blocks the governor's event loop in the update of step `block_at` (0-based), so
+    `block_at` steps finish: with `how` "sleep" in time.sleep, with "busy" in a Python
+    loop that holds the GIL but for its switch interval. Writes the time it blocked
+    (time.time()) to `marker`."""
+
+    def __init__(
+        self,
+        uid: str,
+        seed: int,
+        marker: str = "",
+        block_at: int = 49,
+        how: str = "sleep",
+        max_iter: int = 10**6,
+    ) -> None:
+        super().__init__(uid, seed, max_iter=max_iter)
+        self.marker = marker
+        self.block_at = block_at
+        self.how = how
+        self.updates = 0
+
+    def update(self, actuators: list[ActuatorInformation]) -> EnvironmentState:
+        if self.updates == self.block_at:
+            Path(self.marker).write_text(repr(time.time()))
+            if self.how == "sleep":
+                time.sleep(600)
+            while True:
+                pass
+        self.updates += 1
+        return super().update(actuators)

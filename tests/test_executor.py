@@ -25,6 +25,7 @@ from palaestrio.executor import (
     UnknownRunError,
     open_executor,
 )
+from palaestrio.store.sender import DEFAULT_LINGER
 
 HERE = Path(__file__).parent
 COMPONENTS = "executor_components"
@@ -252,3 +253,40 @@ async def test_signals_stop_the_executor(
     if len(signals) == 1:
         # Graceful: stopped at a step boundary with everything flushed.
         assert world_states == muscle_actions
+
+
+@pytest.mark.parametrize("how", ["sleep", "busy"])
+async def test_steps_before_a_blocked_step_are_stored_while_it_blocks(
+    tmp_path: Path, how: str
+) -> None:
+    """Issue 16, finding 4: the step loop blocks in a component at step 50 (49 steps
+    done); the sender thread stores those 49 within its linger, with the loop never
+    yielding. Cancelled, the run is `cancelled` with exactly those steps stored."""
+    marker, db = tmp_path / "blocked-at", tmp_path / "runs.db"
+    run = load_run(
+        tmp_path,
+        "blocking",
+        environment=f"{COMPONENTS}:BlockingEnvironment",
+        environment_params=f"{{marker: {marker}, how: {how}}}",
+        agents=2,
+        max_iter=10**6,
+    )
+    with trio.fail_after(60):
+        async with open_executor(
+            1, store_uri(tmp_path), cancel_grace=0.5, term_grace=0.5
+        ) as executor:
+            executor.schedule(run)
+            while not marker.exists() or not marker.read_text():
+                await trio.sleep(0.01)
+            (info,) = executor.experiment_runs()
+            # The sink's linger (0.2 s) plus a margin for a loaded machine (fsync included).
+            deadline = float(marker.read_text()) + DEFAULT_LINGER + 5.0
+            with trio.move_on_at(trio.current_time() + deadline - time.time()):
+                while stored_rows(db, info.instance_uid) != (49, 98):
+                    await trio.sleep(0.01)
+            assert stored_rows(db, info.instance_uid) == (49, 98), "not stored while blocked"
+            await executor.cancel("blocking")
+    (info,) = executor.experiment_runs()
+    assert info.status == "cancelled"
+    assert stored_status(db, info.instance_uid)[0] == "cancelled"
+    assert stored_rows(db, info.instance_uid) == (49, 98)

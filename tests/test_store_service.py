@@ -401,3 +401,25 @@ async def test_store_process_stops_on_sigterm(store_database: str, tmp_path: Pat
             await process.wait()
     assert process.returncode == 0
     assert os.environ.get("PALAESTRIO_TEST_TAG")  # the guard watches this test's children
+
+
+async def test_batches_take_what_queued_up_while_the_store_was_slow(store_database: str) -> None:
+    """A batch leaves at `send_at` records, but takes all that is queued (up to
+    `max_batch`): while a commit is slow, the next batch grows and fewer commits follow."""
+    writer = registered_writer(store_database)
+    store = HeldUpStore(store_service.StoreService(writer))
+    store.gate.set()
+    await send_status(store, scheduled("i-1"))
+    store.gate = trio.Event()
+    records = list(run_records(episodes=1, steps=1000))  # 3,004 records
+    with trio.fail_after(30):
+        async with open_store_sink(
+            store, "i-1", send_at=100, max_batch=1000, max_pending=4000
+        ) as sink:
+            await emit_all(sink, records)  # the first batch waits at the gate meanwhile
+            store.gate.set()
+        assert sink.acknowledged == len(records)
+    # The first batch, then full ones: not 3,004 / 100.
+    assert sink.batches <= 1 + -(-len(records) // 1000)
+    assert count(writer.engine, "world_states") == 1000
+    await store.service.aclose()

@@ -1,16 +1,21 @@
 """The sending side of the store: a record sink for the RunGovernor, and status events.
 
 `open_store_sink` runs a `StoreSink` (a `palaestrio.records.RecordSink`) with a sender
-task. Records are batched adaptively: a batch goes out when it is full (`max_batch`) or
-`linger` seconds after its first record, so a light stream reaches the database within a
-second and a heavy one travels in large batches. One batch is in flight at a time, which
-keeps the batches of a run in order. A batch is kept until the store acknowledges its
-commit; without a reply within `retry_after` seconds (the broker or the store restarted)
-the same batch is sent again, and the store's natural keys make the resend harmless.
-`emit` waits while `max_pending` records are unacknowledged (back-pressure).
+thread. `emit` only queues a record; the thread batches, encodes and sends, so records
+reach the store while the step loop keeps stepping, and also while it is blocked in a
+component (a sender task would wait for the loop to yield). Batches are adaptive: one
+goes out when `send_at` records are queued or `linger` seconds after its first record,
+so a light stream reaches the database within a second and a heavy one travels in large
+batches; a batch takes all that is queued, up to `max_batch` records, so batches grow
+while the store is slow (each commit waits for the disk) and fewer commits carry the
+stream. One batch is in flight at a time, which keeps the batches of a run in order
+(a phase's first record precedes its steps). A batch is kept until the store
+acknowledges its commit; without a reply within `retry_after` seconds (the broker or the
+store restarted) the same batch is sent again, and the store's natural keys make the
+resend harmless. `emit` waits while `max_pending` records are unacknowledged.
 
-`send_status` sends one status event with the same resend rule; `StoreSink.status`
-first flushes the sink, so a run's `finished` follows its last record.
+`send_status` (from `delivery.py`) sends one status event with the same resend rule;
+`StoreSink.status` first flushes the sink, so a run's `finished` follows its last record.
 
 A store only takes requests for the run instances its own executor scheduled; for any
 other it answers "not owned", and the sender raises `RunNotOwned` (from `emit`, `flush`
@@ -22,99 +27,53 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
 
-import msgspec
 import trio
 
-from palaestrio.errors import single_error
+from palaestrio.mdp.client import Client
 from palaestrio.records import Record
 from palaestrio.status import RunStatus
 from palaestrio.store import messages
-from palaestrio.store.errors import RunNotOwned, StoreError, StoreRejected
-from palaestrio.store.messages import (
-    SERVICE,
-    Acknowledged,
-    RecordBatch,
-    StatusEvent,
-    StoreRequest,
+from palaestrio.store.delivery import (
+    DEFAULT_RETRY_AFTER,
+    Abandoned,
+    AsyncRequester,
+    BlockingRequester,
+    LoopRequester,
+    SocketRequester,
+    call_soon_in_loop,
+    deliver,
+    deliver_blocking,
+    send_status,
+    status_of,
 )
+from palaestrio.store.errors import RunNotOwned, StoreError
+from palaestrio.store.messages import RecordBatch, StatusEvent
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 2048
+Requester = AsyncRequester
+__all__ = ["Requester", "StoreSink", "deliver", "open_store_sink", "send_status"]
+
+DEFAULT_SEND_AT = 2048
+DEFAULT_MAX_BATCH = 4 * DEFAULT_SEND_AT
 DEFAULT_LINGER = 0.2
 DEFAULT_MAX_PENDING = 2 * DEFAULT_MAX_BATCH
-DEFAULT_RETRY_AFTER = 5.0
 DEFAULT_CLOSE_GRACE = 10.0
-YIELD_INTERVAL = 0.01
-"""`emit` lets the sender task run at least this often (seconds), not on every call:
-a trio checkpoint costs more than storing a record."""
-
-
-class Requester(Protocol):
-    """What the sender needs of an MDP client (`palaestrio.mdp.client.Client`)."""
-
-    async def request(self, service: str | bytes, *frames: bytes) -> list[bytes]: ...
-
-
-async def deliver(
-    client: Requester, message: StoreRequest, *, retry_after: float = DEFAULT_RETRY_AFTER
-) -> Acknowledged:
-    """Sends `message` to the store until it is acknowledged.
-
-    Resends after `retry_after` seconds without a reply and, with a growing pause, after
-    a retryable error reply. Raises `RunNotOwned` when the store does not own the run
-    instance and `StoreRejected` for any other error reply.
-    """
-    frame = messages.encode(message)
-    pause = 0.05
-    while True:
-        frames: list[bytes] | None = None
-        with trio.move_on_after(retry_after):
-            frames = await client.request(SERVICE, frame)
-        if frames is None:
-            log.info("no reply from the store within %.1f s; sending again", retry_after)
-            continue
-        if len(frames) != 1:
-            raise StoreError(f"the store replied with {len(frames)} frames instead of one")
-        try:
-            reply = messages.decode_reply(frames[0])
-        except msgspec.DecodeError as error:
-            raise StoreError(f"malformed reply from the store: {error}") from None
-        if isinstance(reply, Acknowledged):
-            return reply
-        if reply.not_owned:
-            raise RunNotOwned(reply.message)
-        if not reply.retryable:
-            raise StoreRejected(reply.message)
-        log.warning("the store could not write now (%s); trying again", reply.message)
-        await trio.sleep(pause)
-        pause = min(pause * 2, retry_after)
-
-
-async def send_status(
-    client: Requester, event: StatusEvent, *, retry_after: float = DEFAULT_RETRY_AFTER
-) -> RunStatus:
-    """Records a status event; returns the instance's status afterwards.
-
-    A duplicate or late event changes nothing, and the returned status shows it (e.g.
-    `error` after `finished` returns `RunStatus.FINISHED`).
-    """
-    return _status(await deliver(client, event, retry_after=retry_after))
-
-
-def _status(reply: Acknowledged) -> RunStatus:
-    if reply.status is None:
-        raise StoreError("the store acknowledged a status event without the status")
-    return reply.status
 
 
 class StoreSink:
-    """Batches one run instance's records to the store. Make one with `open_store_sink`."""
+    """Batches one run instance's records to the store. Make one with `open_store_sink`.
+
+    Shared with the sender thread: the queue (a deque: append and popleft are atomic),
+    counters each side alone writes, and flags; the thread wakes the loop through its
+    token, the loop wakes the thread through `_wakeup`.
+    """
 
     def __init__(
         self,
@@ -122,34 +81,39 @@ class StoreSink:
         instance_uid: str,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
+        send_at: int | None = None,
         linger: float = DEFAULT_LINGER,
         max_pending: int = DEFAULT_MAX_PENDING,
         retry_after: float = DEFAULT_RETRY_AFTER,
     ) -> None:
-        if max_batch < 1 or max_pending < max_batch:
+        send_at = min(max_batch, DEFAULT_SEND_AT) if send_at is None else send_at
+        if not 1 <= send_at <= max_batch <= max_pending:
             raise ValueError(
-                f"need 1 <= max_batch <= max_pending, got max_batch={max_batch}, "
-                f"max_pending={max_pending}"
+                f"need 1 <= send_at <= max_batch <= max_pending, got send_at={send_at}, "
+                f"max_batch={max_batch}, max_pending={max_pending}"
             )
         self.instance_uid = instance_uid
         self._client = client
         self._max_batch = max_batch
+        self._send_at = send_at
         self._linger = linger
         self._max_pending = max_pending
         self._retry_after = retry_after
-        self._pending: list[Record] = []
-        self._first_pending_at = math.inf
-        self._in_flight: RecordBatch | None = None
+        self._queue: deque[Record] = deque()
+        self._first_queued_at = math.inf
         self._sequence = 0
-        self._emitted = 0
-        self._acknowledged = 0
-        self._flushing = 0
+        self._emitted = 0  # the loop's
+        self._acknowledged = 0  # the thread's
+        self._flushing = 0  # the loop's
         self._error: BaseException | None = None
         self._closed = False
+        self._stopping = False
+        self._wakeup = threading.Event()
+        self._abandon = threading.Event()
         self._changed = trio.Event()
-        self._send_lock = trio.Lock()
-        self._last_yield = time.monotonic()
-        self._scope = trio.CancelScope()
+        self._thread_done = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread: threading.Thread | None = None
 
     @property
     def emitted(self) -> int:
@@ -167,39 +131,53 @@ class StoreSink:
 
     async def emit(self, record: Record) -> None:
         """Queues `record`; waits while too many records are unacknowledged."""
-        while self._emitted - self._acknowledged >= self._max_pending:
+        if self._emitted - self._acknowledged >= self._max_pending or self._error is not None:
+            await self._wait_for_room()
+        if self._closed:
             self._check()
-            await self._changed.wait()
-        self._check()
-        pending = self._pending
-        pending.append(record)
+        queue = self._queue
+        if not queue:
+            self._first_queued_at = time.monotonic()
+        queue.append(record)
         self._emitted += 1
-        if len(pending) == 1:
-            self._first_pending_at = trio.current_time()
-            self._notify()
-        now = time.monotonic()
-        if len(pending) == self._max_batch:
-            self._notify()
-        elif now - self._last_yield < YIELD_INTERVAL:
-            return
-        self._last_yield = now
-        await trio.lowlevel.checkpoint()
+        if (len(queue) == 1 or len(queue) >= self._send_at) and not self._wakeup.is_set():
+            self._wakeup.set()
+
+    async def _wait_for_room(self) -> None:
+        while True:
+            self._check()
+            changed = self._changed
+            if self._emitted - self._acknowledged < self._max_pending:
+                return
+            await changed.wait()
 
     async def flush(self) -> None:
         """Returns when every record emitted so far is acknowledged."""
         self._check_error()
-        await self._drain()
+        target = self._emitted
+        self._flushing += 1
+        self._wakeup.set()
+        try:
+            while self._acknowledged < target:
+                self._check_error()
+                changed = self._changed
+                if self._thread_done.is_set() and self._acknowledged < target:
+                    raise StoreError(f"the store sink of run instance {self.instance_uid!r} "
+                                     "stopped with records unsent")  # fmt: skip
+                await changed.wait()
+        finally:
+            self._flushing -= 1
 
     async def status(self, event: StatusEvent) -> RunStatus:
         """Flushes, then records `event` (see `send_status`)."""
         await self.flush()
-        return _status(await deliver(self._client, event, retry_after=self._retry_after))
+        return status_of(await deliver(self._client, event, retry_after=self._retry_after))
 
     async def aclose(self) -> None:
-        """Flushes, then stops the sender task; the sink takes no more records."""
+        """Flushes, then stops the sender thread; the sink takes no more records."""
         await self.flush()
         self._closed = True
-        self._scope.cancel()
+        await self._stop()
 
     def _check(self) -> None:
         self._check_error()
@@ -218,62 +196,77 @@ class StoreSink:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def run(self) -> None:
-        """The sender task: sends batches until cancelled or the store refuses one."""
-        with self._scope:
-            try:
-                while True:
-                    await self._wait_for_batch()
-                    async with self._send_lock:
-                        await self._send_next()
-            except Exception as error:
-                self._fail(error)
+    # the sender thread -----------------------------------------------------------------
 
-    def _fail(self, error: Exception) -> None:
-        if self._error is None:
-            self._error = error
-            self._notify()
-            log.error("store sink of run instance %r failed: %s", self.instance_uid, error)
+    def start(self) -> None:
+        requester: BlockingRequester
+        if isinstance(self._client, Client):
+            requester = SocketRequester(self._client.endpoint)
+        else:
+            requester = LoopRequester(self._client, self._token)
+        self._thread = threading.Thread(
+            target=self._send_batches, args=(requester,), name="store-sink", daemon=True
+        )
+        self._thread.start()
 
-    async def _wait_for_batch(self) -> None:
-        while not self._pending and self._in_flight is None:
-            await self._changed.wait()
-        if self._in_flight is not None:
+    async def _stop(self, grace: float = DEFAULT_CLOSE_GRACE) -> None:
+        """Lets the thread send what is queued for `grace` seconds, then abandons it."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._thread is None:
             return
-        with trio.move_on_at(self._first_pending_at + self._linger):
-            while len(self._pending) < self._max_batch and not self._flushing:
-                await self._changed.wait()
+        with trio.move_on_after(grace, shield=True):
+            await self._thread_done.wait()
+        self._abandon.set()
+        with trio.move_on_after(1, shield=True):  # an abandoned request ends in a poll slice
+            await self._thread_done.wait()
 
-    async def _drain(self) -> None:
-        target = self._emitted
-        self._flushing += 1
-        self._notify()
+    def _send_batches(self, requester: BlockingRequester) -> None:
         try:
-            async with self._send_lock:
-                while self._acknowledged < target:
-                    await self._send_next()
-        finally:
-            self._flushing -= 1
-
-    async def _send_next(self) -> None:
-        """Sends the batch in flight, or else the next one; the send lock must be held."""
-        if self._in_flight is None:
-            if not self._pending:
-                return
-            records = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            self._first_pending_at = trio.current_time() if self._pending else math.inf
-            self._sequence += 1
-            self._in_flight = RecordBatch(self.instance_uid, self._sequence, records)
-        batch = self._in_flight
-        try:
-            await deliver(self._client, batch, retry_after=self._retry_after)
+            while (batch := self._next_batch()) is not None:
+                frame = messages.encode(batch)
+                deliver_blocking(
+                    requester, frame, retry_after=self._retry_after, abandon=self._abandon
+                )
+                self._acknowledged += len(batch.records)
+                call_soon_in_loop(self._token, self._notify)
+        except Abandoned:
+            log.warning("store sink of run instance %r gave up sending", self.instance_uid)
         except Exception as error:
-            self._fail(error)
-            raise
-        self._in_flight = None
-        self._acknowledged += len(batch.records)
+            self._error = error
+            log.error("store sink of run instance %r failed: %s", self.instance_uid, error)
+        finally:
+            requester.close()
+            call_soon_in_loop(self._token, self._finish)
+
+    def _finish(self) -> None:
+        self._thread_done.set()
         self._notify()
+
+    def _next_batch(self) -> RecordBatch | None:
+        """Waits until a batch is due and takes it; None once stopping with nothing left."""
+        queue, wakeup = self._queue, self._wakeup
+        while not self._abandon.is_set():
+            wakeup.clear()
+            timeout: float | None = None
+            if queue:
+                if len(queue) >= self._send_at or self._flushing or self._stopping:
+                    return self._take()
+                timeout = self._first_queued_at + self._linger - time.monotonic()
+                if timeout <= 0:
+                    return self._take()
+            elif self._stopping:
+                return None
+            wakeup.wait(timeout)
+        return None
+
+    def _take(self) -> RecordBatch:
+        queue = self._queue
+        records = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+        if queue:
+            self._first_queued_at = time.monotonic()
+        self._sequence += 1
+        return RecordBatch(self.instance_uid, self._sequence, records)
 
 
 @asynccontextmanager
@@ -282,41 +275,44 @@ async def open_store_sink(
     instance_uid: str,
     *,
     max_batch: int = DEFAULT_MAX_BATCH,
+    send_at: int | None = None,
     linger: float = DEFAULT_LINGER,
     max_pending: int = DEFAULT_MAX_PENDING,
     retry_after: float = DEFAULT_RETRY_AFTER,
     close_grace: float = DEFAULT_CLOSE_GRACE,
 ) -> AsyncIterator[StoreSink]:
-    """A `StoreSink` with its sender task, for the records of run instance `instance_uid`.
+    """A `StoreSink` with its sender thread, for the records of run instance `instance_uid`.
 
-    Leaving the block normally flushes (waits until every record is acknowledged). When
-    the block raises or is cancelled, the sink still tries for `close_grace` seconds to
-    store what was emitted, then re-raises. A store that refuses records makes `emit`,
-    `flush` and the block's exit raise `StoreError`.
+    A `palaestrio.mdp.client.Client` gives the thread a socket of its own to the same
+    broker (so records flow while the loop is blocked); any other requester is called
+    in this trio loop. Leaving the block normally flushes (waits until every record is
+    acknowledged). When the block raises or is cancelled, the sink still tries for
+    `close_grace` seconds to store what was emitted, then re-raises. A store that
+    refuses records makes `emit`, `flush` and the block's exit raise `StoreError`.
     """
     sink = StoreSink(
         client,
         instance_uid,
         max_batch=max_batch,
+        send_at=send_at,
         linger=linger,
         max_pending=max_pending,
         retry_after=retry_after,
     )
+    sink.start()
+    grace = close_grace
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sink.run)
-            try:
-                yield sink
-                await sink.flush()
-            except BaseException:
-                # Records of a failed or cancelled run are facts too: keep what we can.
-                if sink._error is None:
-                    with trio.move_on_after(close_grace, shield=True):
-                        with contextlib.suppress(Exception):
-                            await sink._drain()
-                raise
-            finally:
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        error = single_error(group, several=StoreError)
-        raise error from error.__cause__
+        yield sink
+        await sink.flush()
+    except BaseException:
+        # Records of a failed or cancelled run are facts too: keep what we can.
+        if sink._error is None:
+            with trio.move_on_after(close_grace, shield=True) as waited:
+                with contextlib.suppress(Exception):
+                    await sink.flush()
+            if waited.cancelled_caught:
+                grace = 0
+        raise
+    finally:
+        sink._closed = True
+        await sink._stop(grace)
