@@ -38,6 +38,8 @@ from palaestrio.executor.signals import can_watch_signals, watch_signals
 from palaestrio.executor.statuses import StatusBook, UpdateCallback
 from palaestrio.executor.supervisor import RunContext, governor_environment, supervise
 from palaestrio.experiment.model import ExperimentRun
+from palaestrio.status import RunStatus
+from palaestrio.store.run_logs import run_log_dir
 
 log = logging.getLogger("palaestrio.executor")
 
@@ -202,13 +204,16 @@ class Executor:
                 self.options,
                 on_cancelled=self._bound_services,
                 curve_server=self.curve_server,
+                run_log_dir=run_log_dir(self.store_uri, self.options.run_log_dir),
             )
             try:
                 async with trio.open_nursery() as runs:
                     self._runs_scope = runs.cancel_scope
                     if self._scheduler.closed_because is not None:
                         runs.cancel_scope.cancel()  # shut down while the services started
-                    runs.start_soon(self._scheduler.run, book, partial(supervise, context=context))
+                    runs.start_soon(
+                        self._scheduler.run, book, partial(supervise, context=context), self._retry
+                    )
                     if self._state is ExecutorState.INITIALIZED:
                         self._state = ExecutorState.RUNNING
                     yield self
@@ -217,6 +222,29 @@ class Executor:
                 self._scheduler.close("the executor has ended")
                 with trio.move_on_after(self.options.finalize_grace, shield=True):
                     await self._scheduler.conclude_unstarted(book, self._slots)
+
+    def _retry(self, slot: RunSlot) -> tuple[RunSlot, float] | None:
+        """The next attempt of a run that ended `error` (not cancelled) with retries
+        left, and the back-off before it; None otherwise."""
+        info = slot.info
+        if info.status is not RunStatus.ERROR or slot.cancel_reason is not None:
+            return None
+        if info.attempt > self.options.retries or self._state is not ExecutorState.RUNNING:
+            return None
+        retry = slot.retry()
+        self._slots.append(retry)
+        delay = self.options.retry_delay(info.attempt)
+        log.warning(
+            "run %s (instance %s) ended in error; attempt %d of %d in %g s",
+            info.experiment_run.uid,
+            info.instance_uid,
+            retry.info.attempt,
+            self.options.retries + 1,
+            delay,
+        )
+        if self._book is not None:
+            self._book.notify(retry.info)
+        return retry, delay
 
     def _bound_services(self) -> None:
         if self._services is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,6 +46,11 @@ class ExperimentRunRuntimeInformation:
     phases: int = 0
     episodes: int = 0
     steps: int = 0
+    attempt: int = 1
+    retry_of: str | None = None
+    """The first attempt's instance uid, for a retry."""
+    retried_by: str | None = None
+    """The next attempt's instance uid, once this one ended `error` and is retried."""
 
     @property
     def is_running(self) -> bool:
@@ -67,6 +73,7 @@ class RunSlot:
     failure: str | None = None
     """Why supervising the run failed (a launcher or transport error), one line."""
     ended: trio.Event = field(default_factory=trio.Event)
+    cancelled: trio.Event = field(default_factory=trio.Event)
     lost: trio.Event = field(default_factory=trio.Event)
     """Set when the broker forgot the governor's worker: silent for interval × liveness
     (its machine is gone, or it hangs); the failure detector for every launcher."""
@@ -78,3 +85,25 @@ class RunSlot:
         if self.cancel_reason is None:
             self.cancel_reason = reason
         self.scope.cancel()
+        self.cancelled.set()
+
+    def retry(self) -> RunSlot:
+        """The slot of this run's next attempt (this one ended `error`)."""
+        info = self.info
+        retry = RunSlot(
+            ExperimentRunRuntimeInformation(
+                info.experiment_run,
+                uuid.uuid4().hex,
+                attempt=info.attempt + 1,
+                retry_of=info.retry_of or info.instance_uid,
+            )
+        )
+        info.retried_by = retry.info.instance_uid
+        return retry
+
+
+def final_attempts(
+    infos: list[ExperimentRunRuntimeInformation],
+) -> list[ExperimentRunRuntimeInformation]:
+    """Each run's last attempt (what a batch's outcome is)."""
+    return [info for info in infos if info.retried_by is None]

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 import trio
@@ -28,10 +29,12 @@ from palaestrio.curve import CurveServer
 from palaestrio.errors import single_error
 from palaestrio.executor.launch import Child, ChildExit, Launcher
 from palaestrio.executor.options import ExecutorOptions
+from palaestrio.executor.run_log import RunLog
 from palaestrio.executor.runs import RunSlot
 from palaestrio.executor.statuses import StatusBook
 from palaestrio.mdp.client import Client
 from palaestrio.status import RunStatus
+from palaestrio.store.run_logs import LOG_SUFFIX
 
 log = logging.getLogger("palaestrio.executor")
 governor_log = logging.getLogger("palaestrio.governor")
@@ -50,6 +53,8 @@ class RunContext:
     """Called when outside cancellation reaches a run (bounds the services' shield)."""
     curve_server: CurveServer | None = None
     """With it, each governor gets a CURVE key pair of its own, revoked when it ends."""
+    run_log_dir: Path | None = None
+    """Where each run's whole governor output goes (`palaestrio.store.run_logs`)."""
 
 
 async def supervise(slot: RunSlot, context: RunContext) -> None:
@@ -117,7 +122,7 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
                 argv,
                 name=slot.info.experiment_run.uid,
                 env=keys.environment() if keys is not None else None,
-                on_output_line=GovernorLines(slot.info.experiment_run.uid),
+                on_output_line=GovernorLines(slot.info.experiment_run.uid, _run_log(slot, context)),
                 task_status=task_status,
             )
             exits.append(exit_)  # the launcher may add the engine's reason to child.exit
@@ -134,6 +139,13 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
             context.curve_server.revoke(keys)
     assert child.exit is not None
     return exits[0] if exits else child.exit
+
+
+def _run_log(slot: RunSlot, context: RunContext) -> RunLog | None:
+    if context.run_log_dir is None:
+        return None
+    path = context.run_log_dir / f"{slot.info.instance_uid}{LOG_SUFFIX}"
+    return RunLog(path, context.options.run_log_max_bytes)
 
 
 async def _supervise_child(
@@ -262,11 +274,12 @@ class GovernorLines:
     """Re-logs a governor's output lines under `palaestrio.governor`, at most `rate`
     lines a second (bursts of `burst`): a component printing megabytes a second must
     not slow its run down by the executor's logging. What is not shown is counted and
-    said with the next line shown."""
+    said with the next line shown. The output goes whole to `run_log`, if given."""
 
     def __init__(
         self,
         run_uid: str,
+        run_log: RunLog | None = None,
         rate: float = 200.0,
         burst: float = 1000.0,
         clock: Callable[[], float] = time.monotonic,
@@ -278,6 +291,15 @@ class GovernorLines:
         self.tokens = burst
         self.last = clock()
         self.dropped = 0
+        self.run_log = run_log
+
+    async def keep(self, chunk: bytes) -> None:
+        if self.run_log is not None:
+            await self.run_log.write(chunk)
+
+    def close(self) -> None:
+        if self.run_log is not None:
+            self.run_log.close()
 
     def __call__(self, line: str) -> None:
         now = self.clock()
