@@ -85,7 +85,7 @@ LineCallback = Callable[[str], None]
 class KeepsOutput(Protocol):
     """A line callback that also takes the child's output whole, as it arrives."""
 
-    async def keep(self, chunk: bytes) -> None: ...
+    async def keep(self, chunk: bytes | bytearray) -> None: ...
 
     def close(self) -> None: ...
 
@@ -254,7 +254,7 @@ class _OutputTail:
 
     def __init__(self, on_line: LineCallback | None) -> None:
         self.on_line = on_line
-        self.keeper = on_line if isinstance(on_line, KeepsOutput) else None
+        self.keeper: KeepsOutput | None = on_line if isinstance(on_line, KeepsOutput) else None
         self.buffer = bytearray()
         self.line = bytearray()
         self.cut = 0

@@ -293,7 +293,7 @@ class GovernorLines:
         self.dropped = 0
         self.run_log = run_log
 
-    async def keep(self, chunk: bytes) -> None:
+    async def keep(self, chunk: bytes | bytearray) -> None:
         if self.run_log is not None:
             await self.run_log.write(chunk)
 
