@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -162,7 +163,7 @@ def _print_log(store_uri: str, instance_uid: str, configured: str | None) -> Non
     path = run_log_path(store_uri, instance_uid, configured)
     try:
         with path.open("rb") as log_file:
-            out = click.get_binary_stream("stdout")
+            out = sys.stdout.buffer
             while chunk := log_file.read(1 << 20):
                 out.write(chunk)
             out.flush()
