@@ -111,5 +111,3 @@ async def test_a_log_file_ends_marked_truncated_at_its_cap(tmp_path: Path) -> No
     assert (tmp_path / "logs" / "instance.log").read_bytes() == (
         b"0123456789\n[palaestrio: log truncated at 10 bytes; 6 more bytes not kept]\n"
     )
-
-

@@ -13,6 +13,7 @@ after ``term_grace``, the whole process tree).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -111,9 +112,9 @@ def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[
 async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) -> ChildExit:
     argv = governor_argv(context, slot, governor_id)
     keys = context.curve_server.admit() if context.curve_server is not None else None
-    # Shielded from outside cancellation: the governor gets the graceful way first,
-    # then this scope is cancelled and the launcher's kill path runs.
-    kill_scope = trio.CancelScope(shield=True)
+    # Shielded from outside cancellation once the governor runs: it gets the graceful
+    # way first, then this scope is cancelled and the launcher's kill path runs.
+    kill_scope = trio.CancelScope()
     exits: list[ChildExit] = []
 
     async def launch(task_status: trio.TaskStatus[Child]) -> None:
@@ -123,7 +124,7 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
                 name=slot.info.experiment_run.uid,
                 env=keys.environment() if keys is not None else None,
                 on_output_line=GovernorLines(slot.info.experiment_run.uid, _run_log(slot, context)),
-                task_status=task_status,
+                task_status=_ShieldedOnceStarted(task_status, kill_scope),
             )
             exits.append(exit_)  # the launcher may add the engine's reason to child.exit
 
@@ -139,6 +140,22 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
             context.curve_server.revoke(keys)
     assert child.exit is not None
     return exits[0] if exits else child.exit
+
+
+class _ShieldedOnceStarted(trio.TaskStatus[Child]):
+    """Hands the started child on, shielding the launch from outside cancellation from
+    then on. A launch cancelled before (trio's `start` then keeps the task and waits
+    for it) stays unshielded: the launcher's kill path runs at once."""
+
+    def __init__(self, status: trio.TaskStatus[Child], scope: trio.CancelScope) -> None:
+        self.status = status
+        self.scope = scope
+
+    def started(self, value: Child | None = None) -> None:
+        assert value is not None
+        if trio.current_effective_deadline() != -math.inf:
+            self.scope.shield = True
+        self.status.started(value)
 
 
 def _run_log(slot: RunSlot, context: RunContext) -> RunLog | None:
