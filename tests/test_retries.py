@@ -8,9 +8,10 @@ from pathlib import Path
 
 import trio
 
-from executor_support import load_run
+from executor_support import load_run, write_experiment
 from palaestrio.executor import ExperimentRunRuntimeInformation, final_attempts, open_executor
 from palaestrio.executor.options import ExecutorOptions
+from test_cli_process import palaestrio
 
 COMPONENTS = "executor_components"
 
@@ -109,3 +110,30 @@ async def test_a_retry_waiting_when_the_executor_shuts_down_ends_cancelled(
             executor.shutdown()
     rows = attempts_in(tmp_path / "runs.db")
     assert [row[1:3] for row in rows] == [("error", 1), ("cancelled", 2)]
+
+
+def test_experiment_start_retries_and_the_attempts_in_runs_list_and_show(tmp_path: Path) -> None:
+    marker = tmp_path / "failed-once"
+    run_file = write_experiment(
+        tmp_path,
+        "flaky",
+        environment=f"{COMPONENTS}:FailOnceEnvironment",
+        environment_params=f"{{marker: {marker}}}",
+    )
+    failed = palaestrio(
+        tmp_path, "experiment-start", "--plain", run_file, "--store", "sqlite:///a.db"
+    )
+    assert failed.returncode == 1
+    assert [row[1:] for row in attempts_in(tmp_path / "a.db")] == [("error", 1, None)]
+
+    marker.unlink()
+    retried = palaestrio(
+        tmp_path, "experiment-start", "--retries", "1", run_file, PALAESTRIO_RETRY_BACKOFF="0.05"
+    )
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    (first, second) = attempts_in(tmp_path / "palaestrio.db")
+    assert (first[1], second[1:]) == ("error", ("finished", 2, first[0]))
+    listing = palaestrio(tmp_path, "runs", "list")
+    assert "attempt" in listing.stdout
+    shown = palaestrio(tmp_path, "runs", "show", "flaky")
+    assert f"2 (retry of {first[0]})" in shown.stdout
