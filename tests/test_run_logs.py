@@ -9,7 +9,7 @@ from pathlib import Path
 import trio
 
 from executor_support import write_experiment
-from palaestrio.executor.run_log import RunLog
+from palaestrio.executor.governor_output import RunLog
 from test_cli_process import PYTHON_M, environment, palaestrio, runs_in
 
 COMPONENTS = "executor_components"

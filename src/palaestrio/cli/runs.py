@@ -241,7 +241,18 @@ def runs_delete(
         deleted = delete_runs(engine, doomed)
     finally:
         engine.dispose()
+    _delete_logs(config.store_uri, [summary.instance_uid for summary in doomed], config.run_log_dir)
     click.echo(f"deleted {deleted} run instance(s)")
+
+
+def _delete_logs(store_uri: str, instance_uids: list[str], configured: str | None) -> None:
+    from palaestrio.store.run_logs import run_log_path
+
+    for uid in instance_uids:
+        try:
+            run_log_path(store_uri, uid, configured).unlink(missing_ok=True)
+        except OSError as error:
+            click.echo(f"Warning: cannot delete the log of {uid}: {error}", err=True)
 
 
 def _open(store_uri: str) -> Any:

@@ -38,7 +38,6 @@ from palaestrio.executor.signals import can_watch_signals, watch_signals
 from palaestrio.executor.statuses import StatusBook, UpdateCallback
 from palaestrio.executor.supervisor import RunContext, governor_environment, supervise
 from palaestrio.experiment.model import ExperimentRun
-from palaestrio.status import RunStatus
 from palaestrio.store.run_logs import run_log_dir
 
 log = logging.getLogger("palaestrio.executor")
@@ -224,27 +223,14 @@ class Executor:
                     await self._scheduler.conclude_unstarted(book, self._slots)
 
     def _retry(self, slot: RunSlot) -> tuple[RunSlot, float] | None:
-        """The next attempt of a run that ended `error` (not cancelled) with retries
-        left, and the back-off before it; None otherwise."""
-        info = slot.info
-        if info.status is not RunStatus.ERROR or slot.cancel_reason is not None:
-            return None
-        if info.attempt > self.options.retries or self._state is not ExecutorState.RUNNING:
-            return None
-        retry = slot.retry()
-        self._slots.append(retry)
-        delay = self.options.retry_delay(info.attempt)
-        log.warning(
-            "run %s (instance %s) ended in error; attempt %d of %d in %g s",
-            info.experiment_run.uid,
-            info.instance_uid,
-            retry.info.attempt,
-            self.options.retries + 1,
-            delay,
-        )
-        if self._book is not None:
-            self._book.notify(retry.info)
-        return retry, delay
+        if self._state is not ExecutorState.RUNNING:
+            return None  # stopping: never a retry
+        retry = slot.retry(self.options)
+        if retry is not None:
+            self._slots.append(retry[0])
+            if self._book is not None:
+                self._book.notify(retry[0].info)
+        return retry
 
     def _bound_services(self) -> None:
         if self._services is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,8 +12,11 @@ import trio
 
 from palaestrio import messages
 from palaestrio.executor.launch import Child
+from palaestrio.executor.options import ExecutorOptions
 from palaestrio.experiment.model import ExperimentRun
 from palaestrio.status import RunStatus
+
+log = logging.getLogger("palaestrio.executor")
 
 
 class ExecutorState(enum.Enum):
@@ -87,9 +91,14 @@ class RunSlot:
         self.scope.cancel()
         self.cancelled.set()
 
-    def retry(self) -> RunSlot:
-        """The slot of this run's next attempt (this one ended `error`)."""
+    def retry(self, options: ExecutorOptions) -> tuple[RunSlot, float] | None:
+        """The slot of this run's next attempt and the back-off before it, if this one
+        ended `error` (not cancelled) and retries are left; else None."""
         info = self.info
+        if info.status is not RunStatus.ERROR or self.cancel_reason is not None:
+            return None
+        if info.attempt > options.retries:
+            return None
         retry = RunSlot(
             ExperimentRunRuntimeInformation(
                 info.experiment_run,
@@ -99,7 +108,16 @@ class RunSlot:
             )
         )
         info.retried_by = retry.info.instance_uid
-        return retry
+        delay = options.retry_delay(info.attempt)
+        log.warning(
+            "run %s (instance %s) ended in error; attempt %d of %d in %g s",
+            info.experiment_run.uid,
+            info.instance_uid,
+            retry.info.attempt,
+            options.retries + 1,
+            delay,
+        )
+        return retry, delay
 
 
 def final_attempts(

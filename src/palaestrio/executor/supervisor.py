@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ import trio
 from palaestrio import messages
 from palaestrio.curve import CurveServer
 from palaestrio.errors import single_error
+from palaestrio.executor.governor_output import GovernorLines, RunLog
 from palaestrio.executor.launch import Child, ChildExit, Launcher
 from palaestrio.executor.options import ExecutorOptions
-from palaestrio.executor.run_log import RunLog
 from palaestrio.executor.runs import RunSlot
 from palaestrio.executor.statuses import StatusBook
 from palaestrio.mdp.client import Client
@@ -38,7 +37,6 @@ from palaestrio.status import RunStatus
 from palaestrio.store.run_logs import LOG_SUFFIX
 
 log = logging.getLogger("palaestrio.executor")
-governor_log = logging.getLogger("palaestrio.governor")
 
 
 @dataclass(frozen=True)
@@ -285,64 +283,3 @@ def outcome(slot: RunSlot, exit_: ChildExit | None) -> tuple[RunStatus, str | No
         if exit_.output_tail.strip():
             reason += "\n" + exit_.output_tail.strip()
     return RunStatus.ERROR, reason
-
-
-class GovernorLines:
-    """Re-logs a governor's output lines under `palaestrio.governor`, at most `rate`
-    lines a second (bursts of `burst`): a component printing megabytes a second must
-    not slow its run down by the executor's logging. What is not shown is counted and
-    said with the next line shown. The output goes whole to `run_log`, if given."""
-
-    def __init__(
-        self,
-        run_uid: str,
-        run_log: RunLog | None = None,
-        rate: float = 200.0,
-        burst: float = 1000.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.run_uid = run_uid
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
-        self.tokens = burst
-        self.last = clock()
-        self.dropped = 0
-        self.run_log = run_log
-
-    async def keep(self, chunk: bytes | bytearray) -> None:
-        if self.run_log is not None:
-            await self.run_log.write(chunk)
-
-    def close(self) -> None:
-        if self.run_log is not None:
-            self.run_log.close()
-
-    def __call__(self, line: str) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            self.dropped += 1
-            return
-        self.tokens -= 1
-        if self.dropped:
-            governor_log.warning(
-                "[%s] %d lines of output not shown (more than %g lines/s)",
-                self.run_uid,
-                self.dropped,
-                self.rate,
-            )
-            self.dropped = 0
-        forward_governor_line(self.run_uid, line)
-
-
-def forward_governor_line(run_uid: str, line: str) -> None:
-    level_name, _, rest = line.partition(" ")
-    level = logging.getLevelName(level_name)
-    if isinstance(level, int):
-        # governor_log names itself already; other loggers' names stay.
-        rest = rest.removeprefix(f"{governor_log.name}: ")
-        governor_log.log(level, "[%s] %s", run_uid, rest)
-    elif line.strip():
-        governor_log.warning("[%s] %s", run_uid, line)
