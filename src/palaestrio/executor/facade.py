@@ -119,6 +119,7 @@ class Executor:
             self._slots.append(slot)
 
     def experiment_runs(self) -> list[ExperimentRunRuntimeInformation]:
+        """Every run instance, retries included (`final_attempts` picks each run's last)."""
         return [slot.info for slot in self._slots]
 
     async def cancel(self, experiment_run_id: str) -> None:
