@@ -95,3 +95,40 @@ class BlockingEnvironment(DummyEnvironment):
                 pass
         self.updates += 1
         return super().update(actuators)
+
+
+class FailOnceEnvironment(DummyEnvironment):
+    """Fails its first start (creating `marker`); runs normally once `marker` exists."""
+
+    def __init__(self, uid: str, seed: int, marker: str = "", max_iter: int = 10) -> None:
+        super().__init__(uid, seed, max_iter=max_iter)
+        self.marker = Path(marker)
+
+    def start_environment(self) -> EnvironmentBaseline:
+        if not self.marker.exists():
+            self.marker.write_text("failed once")
+            raise RuntimeError("the test environment fails its first attempt")
+        return super().start_environment()
+
+
+class ChattyEnvironment(DummyEnvironment):
+    """Prints `lines` numbered lines at its start, then a line of `long_line` bytes
+    without a newline, written in 1 MB pieces, then "end"."""
+
+    def __init__(
+        self, uid: str, seed: int, lines: int = 0, long_line: int = 0, max_iter: int = 10
+    ) -> None:
+        super().__init__(uid, seed, max_iter=max_iter)
+        self.lines = lines
+        self.long_line = long_line
+
+    def start_environment(self) -> EnvironmentBaseline:
+        out = sys.stdout
+        for index in range(self.lines):
+            out.write(f"chatty line {index}\n")
+        piece = "x" * 1_000_000
+        for start in range(0, self.long_line, len(piece)):
+            out.write(piece[: self.long_line - start])
+        out.write("\nend\n")
+        out.flush()
+        return super().start_environment()

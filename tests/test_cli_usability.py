@@ -18,7 +18,7 @@ from cli_support import cli_runner
 from executor_support import write_experiment
 from palaestrio.cli import cli
 from palaestrio.cli.group import global_options_first
-from palaestrio.executor.supervisor import forward_governor_line
+from palaestrio.executor.governor_output import forward_governor_line
 from palaestrio.status import RunStatus
 from palaestrio.store import list_runs, open_database
 from test_cli import assert_clean_error

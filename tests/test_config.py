@@ -43,6 +43,10 @@ def test_default_text_is_the_default_configuration(cwd: Path) -> None:
         "broker_uri",
         "parallel_runs",
         "logging",
+        "retries",
+        "retry_backoff",
+        "retry_backoff_max",
+        "run_log_dir",
     }
 
 

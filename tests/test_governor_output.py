@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
+from palaestrio.executor.governor_output import GovernorLines
 from palaestrio.executor.launch import MAX_LINE_BYTES, _OutputTail
-from palaestrio.executor.supervisor import GovernorLines
 
 
 async def test_a_huge_line_without_newline_is_cut_and_the_next_lines_are_whole() -> None:

@@ -152,3 +152,29 @@ def test_runs_delete_by_experiment_and_live_runs_refused(workdir: Path) -> None:
     nothing = invoke("runs", "delete", "--yes", "--experiment", "no-such-experiment")
     assert nothing.exit_code == 2 and "no runs of experiment" in nothing.stderr
     assert invoke("runs", "delete").exit_code == 2  # nothing named
+
+
+def test_a_schema_3_store_gets_attempts_and_keeps_its_runs(workdir: Path) -> None:
+    engine = make_engine(parse_store_uri("sqlite:///old.db"))
+    try:
+        with engine.begin() as connection:
+            upgrade(connection, "v0001_baseline")
+            connection.exec_driver_sql("INSERT INTO experiments (id, name) VALUES (1, 'e')")
+            connection.exec_driver_sql(
+                "INSERT INTO experiment_runs (id, uid, experiment_id) VALUES (1, 'r', 1)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO experiment_run_instances (uid, status, experiment_run_id) "
+                "VALUES ('i', 'finished', 1)"
+            )
+    finally:
+        engine.dispose()
+    migrated = invoke("database-migrate", "--store", "sqlite:///old.db")
+    assert migrated.exit_code == 0, migrated.output
+    assert "v0002_retry_attempts" in migrated.stdout
+    store = open_database("sqlite:///old.db")
+    try:
+        (run,) = list_runs(store)
+    finally:
+        store.dispose()
+    assert (run.instance_uid, run.status, run.attempt, run.retry_of) == ("i", "finished", 1, None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,18 @@ parallel_runs: 1
 logging:
   level: WARNING
   loggers: {}
+
+# A run that ends in error is run again (a new instance) up to `retries` times, the
+# first retry after `retry_backoff` seconds, each further one after twice as long,
+# at most `retry_backoff_max`. Cancelled runs are never retried.   (flag: --retries)
+retries: 0
+retry_backoff: 1.0
+retry_backoff_max: 60.0
+
+# Where each run's whole governor output is kept (`palaestrio runs show RUN --log`).
+# null: <database file>.logs/ for SQLite; for PostgreSQL
+# $XDG_STATE_HOME/palaestrio/logs/<host>_<port>_<database>/ (~/.local/state/...).
+run_log_dir: null
 """
 
 _LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -70,6 +82,10 @@ class RuntimeConfig:
     broker_uri: str | None = None
     parallel_runs: int = 1
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    retries: int = 0
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 60.0
+    run_log_dir: str | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
     """Where each key's value came from: "default", a file path, "$PALAESTRIO_KEY", "flag"."""
 
@@ -84,6 +100,10 @@ class RuntimeConfig:
                 if self.logging.dict_config is not None
                 else {"level": self.logging.level, "loggers": dict(self.logging.loggers)}
             ),
+            "retries": self.retries,
+            "retry_backoff": self.retry_backoff,
+            "retry_backoff_max": self.retry_backoff_max,
+            "run_log_dir": self.run_log_dir,
         }
         lines = []
         for key, value in values.items():
@@ -194,7 +214,38 @@ def _build(raw: Mapping[str, Any], sources: dict[str, str]) -> RuntimeConfig:
             f"{where('parallel_runs')} must be an integer >= 1, not {parallel_runs!r}"
         )
     logging_config = _logging_config(raw.get("logging"), where("logging"))
-    return RuntimeConfig(store_uri, broker_uri, parallel_runs, logging_config, sources)
+    run_log_dir = raw.get("run_log_dir", default.run_log_dir)
+    if run_log_dir is not None and (not isinstance(run_log_dir, str) or not run_log_dir):
+        raise ConfigError(
+            f"{where('run_log_dir')} must be null or a directory, not {run_log_dir!r}"
+        )
+    return RuntimeConfig(
+        store_uri=store_uri,
+        broker_uri=broker_uri,
+        parallel_runs=parallel_runs,
+        logging=logging_config,
+        retries=int(_non_negative(raw, "retries", default.retries, where, integer=True)),
+        retry_backoff=_non_negative(raw, "retry_backoff", default.retry_backoff, where),
+        retry_backoff_max=_non_negative(raw, "retry_backoff_max", default.retry_backoff_max, where),
+        run_log_dir=run_log_dir,
+        sources=sources,
+    )
+
+
+def _non_negative(
+    raw: Mapping[str, Any],
+    key: str,
+    default: float,
+    where: Callable[[str], str],
+    *,
+    integer: bool = False,
+) -> float:
+    value = raw.get(key, default)  # environment values are YAML-read already
+    wrong_kind = isinstance(value, bool) or not isinstance(value, int if integer else int | float)
+    if wrong_kind or value < 0:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where(key)} must be {kind} >= 0, not {value!r}")
+    return float(value) if not integer else int(value)
 
 
 def _logging_config(value: Any, where: str) -> LoggingConfig:

@@ -27,6 +27,7 @@ from .group import EXIT_CODES, EXIT_FAILED, Options, cli, paths_argument, store_
 from .live import PLAIN_INTERVAL, LiveProgress, PlainProgress, Progress
 from .logs import logging_to
 from .output import format_seconds, instance_id, seconds_between, stdout_console, table
+from .resume import skip_finished
 from .slurm import executor_options, launcher_options
 
 # The executor (with SQLAlchemy, pyzmq) loads only when runs start: reporting a broken
@@ -55,6 +56,19 @@ log = logging.getLogger("palaestrio.cli")
     metavar="SECONDS",
     help="Plain output: a progress line per running run this often (0: none).",
 )
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    help="Run a run that ended in error again, up to N times (default from the runtime "
+    "configuration: 0). Each attempt is an instance of its own.",
+    metavar="N",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Skip runs the store has a finished instance of (same experiment file, seed "
+    "included); run the rest.",
+)
 @launcher_options
 @click.pass_context
 def experiment_start(
@@ -64,16 +78,22 @@ def experiment_start(
     store_uri: str | None,
     plain: bool,
     progress_interval: float,
+    retries: int | None,
+    resume: bool,
     launcher: str | None,
     cpus_per_run: int,
     insecure: bool,
 ) -> None:
     """Run every experiment run file given (a directory: each *.yml/*.yaml in it)."""
     options: Options = ctx.obj
-    config = options.config(store_uri=store_uri, parallel_runs=parallel)
+    config = options.config(store_uri=store_uri, parallel_runs=parallel, retries=retries)
     runs = load_runs(paths)
     _check_store_uri(config.store_uri)
     console = stdout_console()
+    if resume:
+        runs = skip_finished(runs, config.store_uri, console)
+        if not runs:
+            ctx.exit(0)
     live = console.is_terminal and not plain
     view: Progress = LiveProgress(console) if live else PlainProgress(sys.stdout, progress_interval)
     import trio
@@ -87,10 +107,13 @@ def experiment_start(
     if state.name in EXIT_CODES:
         # Everything is down: a late ^C must not turn the exit status into "killed".
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _print_summary(console, config.store_uri, infos, view.reported)
+    from palaestrio.executor import final_attempts
+
+    finals = final_attempts(infos)
+    _print_summary(console, config.store_uri, finals, view.reported)
     if state.name in EXIT_CODES:
         ctx.exit(EXIT_CODES[state.name])
-    ctx.exit(0 if all(info.status == RunStatus.FINISHED for info in infos) else EXIT_FAILED)
+    ctx.exit(0 if all(info.status == RunStatus.FINISHED for info in finals) else EXIT_FAILED)
 
 
 async def _execute(
@@ -100,13 +123,19 @@ async def _execute(
     governor_level: str,
     placement: dict[str, Any],
 ) -> tuple[ExecutorState, list[ExperimentRunRuntimeInformation]]:
-    from palaestrio.executor import Executor
+    from palaestrio.executor import Executor, ExecutorOptions
 
     executor = Executor(
         config.parallel_runs,
         store_uri=config.store_uri,
         broker_uri=config.broker_uri,
         on_update=view.update,
+        options=ExecutorOptions(
+            retries=config.retries,
+            retry_backoff=config.retry_backoff,
+            retry_backoff_max=config.retry_backoff_max,
+            run_log_dir=config.run_log_dir,
+        ),
         governor_log_level=governor_level,
         **placement,
     )
@@ -154,8 +183,9 @@ def _print_summary(
     infos: list[ExperimentRunRuntimeInformation],
     reported: set[str],
 ) -> None:
-    """The runs of this invocation as the store has them (the executor's view if the
-    store cannot be read), and why runs failed unless `reported` (printed already)."""
+    """The runs of this invocation (each one's last attempt) as the store has them (the
+    executor's view if the store cannot be read), and why runs failed unless `reported`
+    (printed already)."""
     from palaestrio.store import list_runs, open_database
     from palaestrio.store.engine import describe
 
@@ -175,6 +205,9 @@ def _print_summary(
     summary_table.add_column("episodes", justify="right", no_wrap=True)
     summary_table.add_column("steps", justify="right", no_wrap=True)
     summary_table.add_column("wall", justify="right", no_wrap=True)
+    retried = any(info.attempt > 1 for info in infos)
+    if retried:
+        summary_table.add_column("attempt", justify="right", no_wrap=True)
     problems = []
     for info in infos:
         summary = stored.get(info.instance_uid)
@@ -194,6 +227,7 @@ def _print_summary(
             str(episodes),
             str(steps),
             "-" if wall is None else format_seconds(wall),
+            *([str(info.attempt)] if retried else []),
         )
         if status != RunStatus.FINISHED and reason and info.instance_uid not in reported:
             problems.append(f"{info.experiment_run.uid} ({info.instance_uid}) {status}: {reason}")

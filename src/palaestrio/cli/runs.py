@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -69,6 +70,9 @@ def runs_list(
     listing.add_column("scheduled", no_wrap=True)
     for name in ("episodes", "steps"):
         listing.add_column(name, justify="right", no_wrap=True)
+    retried = any(summary.attempt > 1 for summary in summaries)
+    if retried:
+        listing.add_column("attempt", justify="right", no_wrap=True)
     for summary in summaries:
         listing.add_row(
             instance_id(summary.instance_uid, console),
@@ -78,6 +82,7 @@ def runs_list(
             local_time(summary.scheduled, short=console.width < WIDE),
             str(summary.episodes),
             str(summary.steps),
+            *([str(summary.attempt)] if retried else []),
         )
     console.print(listing)
 
@@ -87,9 +92,15 @@ def runs_list(
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @click.option("--document", is_flag=True, help="Print the experiment file the run was given.")
+@click.option("--log", "show_log", is_flag=True, help="Print the run's whole governor output.")
 @click.pass_obj
 def runs_show(
-    options: Options, run: str, store_uri: str | None, as_json: bool, document: bool
+    options: Options,
+    run: str,
+    store_uri: str | None,
+    as_json: bool,
+    document: bool,
+    show_log: bool,
 ) -> None:
     """Show one run instance (by instance uid, or the latest instance of a run uid)."""
     from palaestrio.store import run_details
@@ -105,6 +116,9 @@ def runs_show(
         return
     if document:
         click.echo(details.document or "", nl=False)
+        return
+    if show_log:
+        _print_log(config.store_uri, details.run.instance_uid, config.run_log_dir)
         return
     console = stdout_console()
     console.print(_facts(details))
@@ -131,11 +145,35 @@ def _facts(details: RunDetails) -> Table:
         ("phases", str(summary.phases)),
         ("episodes", str(summary.episodes)),
         ("steps", str(summary.steps)),
+        (
+            "attempt",
+            str(summary.attempt) + (f" (retry of {summary.retry_of})" if summary.retry_of else ""),
+        ),
     ):
         facts.add_row(name, value)
     if summary.reason:
         facts.add_row("error" if summary.status == RunStatus.ERROR else "reason", summary.reason)
     return facts
+
+
+def _print_log(store_uri: str, instance_uid: str, configured: str | None) -> None:
+    """Copies the run's log file to stdout as it is (bytes, in chunks: it may be big)."""
+    from palaestrio.store.run_logs import run_log_path
+
+    path = run_log_path(store_uri, instance_uid, configured)
+    try:
+        with path.open("rb") as log_file:
+            out = sys.stdout.buffer
+            while chunk := log_file.read(1 << 20):
+                out.write(chunk)
+            out.flush()
+    except FileNotFoundError:
+        raise PalaestrioCommandError(
+            f"run instance {instance_uid} has no log file ({path} does not exist): "
+            "its governor wrote no output, or ran on another machine's executor"
+        ) from None
+    except OSError as error:
+        raise PalaestrioCommandError(f"cannot read the log file {path}: {error}") from None
 
 
 def _phases(details: RunDetails) -> Table:
@@ -203,7 +241,18 @@ def runs_delete(
         deleted = delete_runs(engine, doomed)
     finally:
         engine.dispose()
+    _delete_logs(config.store_uri, [summary.instance_uid for summary in doomed], config.run_log_dir)
     click.echo(f"deleted {deleted} run instance(s)")
+
+
+def _delete_logs(store_uri: str, instance_uids: list[str], configured: str | None) -> None:
+    from palaestrio.store.run_logs import run_log_path
+
+    for uid in instance_uids:
+        try:
+            run_log_path(store_uri, uid, configured).unlink(missing_ok=True)
+        except OSError as error:
+            click.echo(f"Warning: cannot delete the log of {uid}: {error}", err=True)
 
 
 def _open(store_uri: str) -> Any:

@@ -24,4 +24,5 @@ from palaestrio.executor.runs import ExecutorState as ExecutorState
 from palaestrio.executor.runs import (
     ExperimentRunRuntimeInformation as ExperimentRunRuntimeInformation,
 )
+from palaestrio.executor.runs import final_attempts as final_attempts
 from palaestrio.executor.statuses import UpdateCallback as UpdateCallback

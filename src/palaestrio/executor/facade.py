@@ -38,6 +38,7 @@ from palaestrio.executor.signals import can_watch_signals, watch_signals
 from palaestrio.executor.statuses import StatusBook, UpdateCallback
 from palaestrio.executor.supervisor import RunContext, governor_environment, supervise
 from palaestrio.experiment.model import ExperimentRun
+from palaestrio.store.run_logs import run_log_dir
 
 log = logging.getLogger("palaestrio.executor")
 
@@ -118,6 +119,7 @@ class Executor:
             self._slots.append(slot)
 
     def experiment_runs(self) -> list[ExperimentRunRuntimeInformation]:
+        """Every run instance, retries included (`final_attempts` picks each run's last)."""
         return [slot.info for slot in self._slots]
 
     async def cancel(self, experiment_run_id: str) -> None:
@@ -202,13 +204,16 @@ class Executor:
                 self.options,
                 on_cancelled=self._bound_services,
                 curve_server=self.curve_server,
+                run_log_dir=run_log_dir(self.store_uri, self.options.run_log_dir),
             )
             try:
                 async with trio.open_nursery() as runs:
                     self._runs_scope = runs.cancel_scope
                     if self._scheduler.closed_because is not None:
                         runs.cancel_scope.cancel()  # shut down while the services started
-                    runs.start_soon(self._scheduler.run, book, partial(supervise, context=context))
+                    runs.start_soon(
+                        self._scheduler.run, book, partial(supervise, context=context), self._retry
+                    )
                     if self._state is ExecutorState.INITIALIZED:
                         self._state = ExecutorState.RUNNING
                     yield self
@@ -217,6 +222,16 @@ class Executor:
                 self._scheduler.close("the executor has ended")
                 with trio.move_on_after(self.options.finalize_grace, shield=True):
                     await self._scheduler.conclude_unstarted(book, self._slots)
+
+    def _retry(self, slot: RunSlot) -> tuple[RunSlot, float] | None:
+        if self._state is not ExecutorState.RUNNING:
+            return None  # stopping: never a retry
+        retry = slot.retry(self.options)
+        if retry is not None:
+            self._slots.append(retry[0])
+            if self._book is not None:
+                self._book.notify(retry[0].info)
+        return retry
 
     def _bound_services(self) -> None:
         if self._services is not None:

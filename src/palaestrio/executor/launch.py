@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import trio
 
@@ -79,6 +79,15 @@ class Child:
 
 
 LineCallback = Callable[[str], None]
+
+
+@runtime_checkable
+class KeepsOutput(Protocol):
+    """A line callback that also takes the child's output whole, as it arrives."""
+
+    async def keep(self, chunk: bytes | bytearray) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Launcher(Protocol):
@@ -245,6 +254,7 @@ class _OutputTail:
 
     def __init__(self, on_line: LineCallback | None) -> None:
         self.on_line = on_line
+        self.keeper: KeepsOutput | None = on_line if isinstance(on_line, KeepsOutput) else None
         self.buffer = bytearray()
         self.line = bytearray()
         self.cut = 0
@@ -254,6 +264,8 @@ class _OutputTail:
         try:
             async with stream:
                 async for chunk in stream:
+                    if self.keeper is not None:
+                        await self.keeper.keep(chunk)
                     self.buffer += chunk[-OUTPUT_TAIL_BYTES:]
                     del self.buffer[:-OUTPUT_TAIL_BYTES]
                     if self.on_line is not None:
@@ -261,6 +273,8 @@ class _OutputTail:
         finally:
             if (self.line or self.cut) and self.on_line is not None:
                 self._emit()
+            if self.keeper is not None:
+                self.keeper.close()
             self.done.set()
 
     def feed(self, chunk: bytes | bytearray) -> None:

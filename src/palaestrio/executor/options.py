@@ -23,13 +23,37 @@ class ExecutorOptions:
     """How long the store trusts this executor between lease renewals: after that
     its unfinished runs count as lost (what works across hosts)."""
     governor_log_level: str = "INFO"
+    retries: int = 0
+    """How often a run that ended `error` is run again (each attempt a new instance);
+    never a cancelled run, never while the executor shuts down."""
+    retry_backoff: float = 1.0
+    """Seconds before the first retry, doubling for each further one ..."""
+    retry_backoff_max: float = 60.0
+    """... up to this."""
+    run_log_dir: str | None = None
+    """Where each run's full governor output goes (None: see `palaestrio.store.run_logs`)."""
+    run_log_max_bytes: int = 1 << 30
+    """A run's log file ends, marked truncated, at this size."""
 
     def __post_init__(self) -> None:
-        for name in ("cancel_grace", "term_grace", "start_timeout", "finalize_grace"):
+        if self.retries < 0 or self.run_log_max_bytes < 0:
+            raise ValueError("retries and run_log_max_bytes must not be negative")
+        for name in (
+            "cancel_grace",
+            "term_grace",
+            "start_timeout",
+            "finalize_grace",
+            "retry_backoff",
+            "retry_backoff_max",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
         if self.heartbeat_interval <= 0 or self.heartbeat_liveness < 1:
             raise ValueError("heartbeats need an interval > 0 and a liveness >= 1")
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before running attempt `attempt` + 1 (exponential, capped)."""
+        return float(min(self.retry_backoff_max, self.retry_backoff * 2 ** (attempt - 1)))
 
     @property
     def shutdown_budget(self) -> float:

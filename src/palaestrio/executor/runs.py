@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,8 +12,11 @@ import trio
 
 from palaestrio import messages
 from palaestrio.executor.launch import Child
+from palaestrio.executor.options import ExecutorOptions
 from palaestrio.experiment.model import ExperimentRun
 from palaestrio.status import RunStatus
+
+log = logging.getLogger("palaestrio.executor")
 
 
 class ExecutorState(enum.Enum):
@@ -45,6 +50,11 @@ class ExperimentRunRuntimeInformation:
     phases: int = 0
     episodes: int = 0
     steps: int = 0
+    attempt: int = 1
+    retry_of: str | None = None
+    """The first attempt's instance uid, for a retry."""
+    retried_by: str | None = None
+    """The next attempt's instance uid, once this one ended `error` and is retried."""
 
     @property
     def is_running(self) -> bool:
@@ -67,6 +77,7 @@ class RunSlot:
     failure: str | None = None
     """Why supervising the run failed (a launcher or transport error), one line."""
     ended: trio.Event = field(default_factory=trio.Event)
+    cancelled: trio.Event = field(default_factory=trio.Event)
     lost: trio.Event = field(default_factory=trio.Event)
     """Set when the broker forgot the governor's worker: silent for interval × liveness
     (its machine is gone, or it hangs); the failure detector for every launcher."""
@@ -78,3 +89,39 @@ class RunSlot:
         if self.cancel_reason is None:
             self.cancel_reason = reason
         self.scope.cancel()
+        self.cancelled.set()
+
+    def retry(self, options: ExecutorOptions) -> tuple[RunSlot, float] | None:
+        """The slot of this run's next attempt and the back-off before it, if this one
+        ended `error` (not cancelled) and retries are left; else None."""
+        info = self.info
+        if info.status is not RunStatus.ERROR or self.cancel_reason is not None:
+            return None
+        if info.attempt > options.retries:
+            return None
+        retry = RunSlot(
+            ExperimentRunRuntimeInformation(
+                info.experiment_run,
+                uuid.uuid4().hex,
+                attempt=info.attempt + 1,
+                retry_of=info.retry_of or info.instance_uid,
+            )
+        )
+        info.retried_by = retry.info.instance_uid
+        delay = options.retry_delay(info.attempt)
+        log.warning(
+            "run %s (instance %s) ended in error; attempt %d of %d in %g s",
+            info.experiment_run.uid,
+            info.instance_uid,
+            retry.info.attempt,
+            options.retries + 1,
+            delay,
+        )
+        return retry, delay
+
+
+def final_attempts(
+    infos: list[ExperimentRunRuntimeInformation],
+) -> list[ExperimentRunRuntimeInformation]:
+    """Each run's last attempt (what a batch's outcome is)."""
+    return [info for info in infos if info.retried_by is None]

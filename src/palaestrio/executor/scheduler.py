@@ -5,6 +5,11 @@ Intake stays open while the executor runs: a run scheduled from another task whi
 others execute joins the queue. It closes on shutdown, or, once the caller is done
 scheduling, when every scheduled run has ended. After that `add` raises before it
 changes anything.
+
+A run that ended `error` may be retried (`Retry` decides): its next attempt is stored as
+scheduled at once, waits out its back-off without holding a parallel slot, then queues
+for one like any run. It counts as outstanding from before its predecessor stops
+counting, so intake never closes in between.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from palaestrio.executor.errors import ExecutorError
 from palaestrio.executor.runs import RunSlot
 from palaestrio.executor.statuses import StatusBook
 from palaestrio.status import RunStatus
+
+Retry = Callable[[RunSlot], tuple[RunSlot, float] | None]
+"""Given a run that ended, its next attempt and the back-off before it, or None."""
 
 
 class Scheduler:
@@ -45,7 +53,12 @@ class Scheduler:
         await self.outstanding.wait_value(0)
         self.close("the executor has ended")
 
-    async def run(self, book: StatusBook, supervise: Callable[[RunSlot], Awaitable[None]]) -> None:
+    async def run(
+        self,
+        book: StatusBook,
+        supervise: Callable[[RunSlot], Awaitable[None]],
+        retry: Retry = lambda slot: None,
+    ) -> None:
         """Registers and starts runs until intake closes and the queue is empty."""
         ready_in, ready_out = trio.open_memory_channel[RunSlot](math.inf)
         free = trio.Semaphore(self.parallel_runs)  # FIFO: runs start in order
@@ -57,11 +70,25 @@ class Scheduler:
                     ready_in.send_nowait(slot)
 
         async def start_one(slot: RunSlot) -> None:
+            next_attempt = None
             try:
                 await supervise(slot)
+                if self.closed_because is None:
+                    next_attempt = retry(slot)
+                    if next_attempt is not None:
+                        self.outstanding.value += 1
             finally:
                 free.release()
                 self.outstanding.value -= 1
+            if next_attempt is not None:
+                # Cancelled from here on, the attempt stays scheduled: the executor's
+                # `conclude_unstarted` ends it as cancelled.
+                again, delay = next_attempt
+                await book.scheduled(again)
+                with trio.move_on_after(delay):
+                    await again.cancelled.wait()
+                await free.acquire()
+                await start_one(again)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(register)

@@ -44,6 +44,8 @@ class StatusBook:
                 time=_now().timestamp(),
                 document=run.document,
                 user=_user(),
+                attempt=slot.info.attempt,
+                retry_of=slot.info.retry_of,
             )
         )
 

@@ -13,12 +13,13 @@ after ``term_grace``, the whole process tree).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 import trio
@@ -26,15 +27,16 @@ import trio
 from palaestrio import messages
 from palaestrio.curve import CurveServer
 from palaestrio.errors import single_error
+from palaestrio.executor.governor_output import GovernorLines, RunLog
 from palaestrio.executor.launch import Child, ChildExit, Launcher
 from palaestrio.executor.options import ExecutorOptions
 from palaestrio.executor.runs import RunSlot
 from palaestrio.executor.statuses import StatusBook
 from palaestrio.mdp.client import Client
 from palaestrio.status import RunStatus
+from palaestrio.store.run_logs import LOG_SUFFIX
 
 log = logging.getLogger("palaestrio.executor")
-governor_log = logging.getLogger("palaestrio.governor")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class RunContext:
     """Called when outside cancellation reaches a run (bounds the services' shield)."""
     curve_server: CurveServer | None = None
     """With it, each governor gets a CURVE key pair of its own, revoked when it ends."""
+    run_log_dir: Path | None = None
+    """Where each run's whole governor output goes (`palaestrio.store.run_logs`)."""
 
 
 async def supervise(slot: RunSlot, context: RunContext) -> None:
@@ -106,9 +110,9 @@ def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[
 async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) -> ChildExit:
     argv = governor_argv(context, slot, governor_id)
     keys = context.curve_server.admit() if context.curve_server is not None else None
-    # Shielded from outside cancellation: the governor gets the graceful way first,
-    # then this scope is cancelled and the launcher's kill path runs.
-    kill_scope = trio.CancelScope(shield=True)
+    # Shielded from outside cancellation once the governor runs: it gets the graceful
+    # way first, then this scope is cancelled and the launcher's kill path runs.
+    kill_scope = trio.CancelScope()
     exits: list[ChildExit] = []
 
     async def launch(task_status: trio.TaskStatus[Child]) -> None:
@@ -117,8 +121,8 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
                 argv,
                 name=slot.info.experiment_run.uid,
                 env=keys.environment() if keys is not None else None,
-                on_output_line=GovernorLines(slot.info.experiment_run.uid),
-                task_status=task_status,
+                on_output_line=GovernorLines(slot.info.experiment_run.uid, _run_log(slot, context)),
+                task_status=_ShieldedOnceStarted(task_status, kill_scope),
             )
             exits.append(exit_)  # the launcher may add the engine's reason to child.exit
 
@@ -134,6 +138,29 @@ async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) ->
             context.curve_server.revoke(keys)
     assert child.exit is not None
     return exits[0] if exits else child.exit
+
+
+class _ShieldedOnceStarted(trio.TaskStatus[Child]):
+    """Hands the started child on, shielding the launch from outside cancellation from
+    then on. A launch cancelled before (trio's `start` then keeps the task and waits
+    for it) stays unshielded: the launcher's kill path runs at once."""
+
+    def __init__(self, status: trio.TaskStatus[Child], scope: trio.CancelScope) -> None:
+        self.status = status
+        self.scope = scope
+
+    def started(self, value: Child | None = None) -> None:
+        assert value is not None
+        if trio.current_effective_deadline() != -math.inf:
+            self.scope.shield = True
+        self.status.started(value)
+
+
+def _run_log(slot: RunSlot, context: RunContext) -> RunLog | None:
+    if context.run_log_dir is None:
+        return None
+    path = context.run_log_dir / f"{slot.info.instance_uid}{LOG_SUFFIX}"
+    return RunLog(path, context.options.run_log_max_bytes)
 
 
 async def _supervise_child(
@@ -256,54 +283,3 @@ def outcome(slot: RunSlot, exit_: ChildExit | None) -> tuple[RunStatus, str | No
         if exit_.output_tail.strip():
             reason += "\n" + exit_.output_tail.strip()
     return RunStatus.ERROR, reason
-
-
-class GovernorLines:
-    """Re-logs a governor's output lines under `palaestrio.governor`, at most `rate`
-    lines a second (bursts of `burst`): a component printing megabytes a second must
-    not slow its run down by the executor's logging. What is not shown is counted and
-    said with the next line shown."""
-
-    def __init__(
-        self,
-        run_uid: str,
-        rate: float = 200.0,
-        burst: float = 1000.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.run_uid = run_uid
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
-        self.tokens = burst
-        self.last = clock()
-        self.dropped = 0
-
-    def __call__(self, line: str) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            self.dropped += 1
-            return
-        self.tokens -= 1
-        if self.dropped:
-            governor_log.warning(
-                "[%s] %d lines of output not shown (more than %g lines/s)",
-                self.run_uid,
-                self.dropped,
-                self.rate,
-            )
-            self.dropped = 0
-        forward_governor_line(self.run_uid, line)
-
-
-def forward_governor_line(run_uid: str, line: str) -> None:
-    level_name, _, rest = line.partition(" ")
-    level = logging.getLevelName(level_name)
-    if isinstance(level, int):
-        # governor_log names itself already; other loggers' names stay.
-        rest = rest.removeprefix(f"{governor_log.name}: ")
-        governor_log.log(level, "[%s] %s", run_uid, rest)
-    elif line.strip():
-        governor_log.warning("[%s] %s", run_uid, line)

@@ -38,6 +38,9 @@ class Scheduled(msgspec.Struct, frozen=True, tag="scheduled"):
     document: str | None = None
     """The run's experiment file (YAML text), stored with the run."""
     user: str | None = None
+    attempt: int = 1
+    retry_of: str | None = None
+    """The first attempt's instance uid, for a retry."""
 
 
 class Running(msgspec.Struct, frozen=True, tag="running"):

@@ -25,7 +25,7 @@ from palaestrio.store.engine import (
 )
 from palaestrio.store.errors import StoreError
 
-REVISIONS = {3: "v0001_baseline"}
+REVISIONS = {3: "v0001_baseline", 4: "v0002_retry_attempts"}
 """The Alembic revision of each palaestrio schema version since migrations began."""
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -9,6 +9,7 @@ counts the steps recorded so far.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 
 import msgspec
 import sqlalchemy as sa
@@ -31,6 +32,9 @@ class RunSummary(msgspec.Struct, frozen=True):
     phases: int
     episodes: int
     steps: int
+    attempt: int = 1
+    retry_of: str | None = None
+    """The instance uid of the run's first attempt, if this one is a retry."""
 
 
 class PhaseSummary(msgspec.Struct, frozen=True):
@@ -137,6 +141,8 @@ def _summaries(where: sa.ColumnElement[bool] | None = None) -> sa.Select[tuple[o
             sa.func.coalesce(episode_counts.c.steps, 0).label("steps"),
             _instances.c.user,
             _runs.c.document,
+            _instances.c.attempt,
+            _instances.c.retry_of,
         )
         .select_from(
             _instances.join(_runs, _runs.c.id == _instances.c.experiment_run_id)
@@ -163,6 +169,8 @@ def _summary(row: sa.Row[tuple[object, ...]]) -> RunSummary:
         phases=int(m["phases"]),
         episodes=int(m["episodes"]),
         steps=int(m["steps"]),
+        attempt=int(m["attempt"]),
+        retry_of=m["retry_of"],
     )
 
 
@@ -234,6 +242,26 @@ def stored_uids(engine: sa.Engine, instance_uids: list[str]) -> set[str]:
             sa.select(_instances.c.uid).where(_instances.c.uid.in_(instance_uids))
         ).scalars()
         return set(found)
+
+
+def finished_hashes(engine: sa.Engine, hashes: Iterable[str]) -> set[str]:
+    """Which of `hashes` (`experiment_runs.hash`, see `schema.document_hash`) belong to a
+    run with a `finished` instance."""
+    wanted = list(set(hashes))
+    found: set[str] = set()
+    with engine.connect() as connection:
+        for start in range(0, len(wanted), 500):  # a bounded IN list
+            query = (
+                sa.select(_runs.c.hash)
+                .select_from(_runs.join(_instances, _instances.c.experiment_run_id == _runs.c.id))
+                .where(
+                    _runs.c.hash.in_(wanted[start : start + 500]),
+                    _instances.c.status == RunStatus.FINISHED.value,
+                )
+                .distinct()
+            )
+            found.update(connection.execute(query).scalars())
+    return found
 
 
 def run_details(engine: sa.Engine, uid: str) -> RunDetails:

@@ -22,6 +22,9 @@ no data for are left out. Additions (palaestrAI lacks them):
 - `palaestrio_executors`: the executors that own runs (see `palaestrio.store.ownership`),
   and `experiment_run_instances.executor_id`, the owner of each run palaestrio scheduled
   (NULL for runs of a palaestrio before ownership: those are never reaped).
+- `experiment_run_instances.attempt` (1, 2, ...) and `retry_of`, the uid of the first
+  attempt's instance (NULL for a first attempt): a run that ended `error` and was
+  retried has one instance per attempt.
 
 Workers are identified by their index as a string (`worker_uid` "0", "1", ...), which
 is what palaestrAI's `worker_uid`/`rollout_worker_uid` columns hold.
@@ -29,17 +32,20 @@ is what palaestrAI's `worker_uid`/`rollout_worker_uid` columns hold.
 
 from __future__ import annotations
 
+import hashlib
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from palaestrio.status import RunStatus
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump on any change to the tables below, with a migration revision for it (see
 `palaestrio.store.migrations`); a database of another version is refused.
 
 2: `palaestrio_executors` and `experiment_run_instances.executor_id` (run ownership).
 3: `brain_states`; `muscle_actions.terminated`/`truncated`.
+4: `experiment_run_instances.attempt`/`retry_of` (retries).
 """
 
 STATUSES = tuple(status for status in RunStatus if status is not RunStatus.STARTING)
@@ -122,6 +128,8 @@ experiment_run_instances = sa.Table(
         sa.ForeignKey("palaestrio_executors.id", ondelete="SET NULL"),
         index=True,
     ),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("retry_of", sa.String(196), index=True),
     sa.CheckConstraint(f"status IN ({_status_values})", name="ck_experiment_run_instances_status"),
 )
 
@@ -261,3 +269,9 @@ brain_states = sa.Table(
     ),
     sa.Index("ix_brain_states_agent_tag_id", "agent_id", "tag", "id"),
 )
+
+
+def document_hash(document: str) -> str:
+    """`experiment_runs.hash`: the SHA-256 of the run's experiment file (its seed, too,
+    is in it), what `--resume` compares."""
+    return hashlib.sha256(document.encode()).hexdigest()

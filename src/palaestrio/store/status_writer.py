@@ -3,7 +3,6 @@ executor; the others move it along the lifecycle (`palaestrio.store.lifecycle`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -54,6 +53,8 @@ class StatusWriter:
                 status=RunStatus.SCHEDULED.value,
                 experiment_run_id=run_id,
                 executor_id=self.executor_id,
+                attempt=event.attempt,
+                retry_of=event.retry_of,
             )
             .on_conflict_do_nothing()
         )
@@ -101,7 +102,7 @@ class StatusWriter:
         experiment_id = connection.execute(
             sa.select(experiments.c.id).where(experiments.c.name == event.experiment_uid)
         ).scalar_one()
-        digest = hashlib.sha256(event.document.encode()).hexdigest() if event.document else None
+        digest = schema.document_hash(event.document) if event.document else None
         this_run = (runs.c.experiment_id == experiment_id) & (runs.c.uid == event.run_uid)
         existing = connection.execute(sa.select(runs.c.id, runs.c.hash).where(this_run)).first()
         if existing is not None and digest is not None and existing.hash not in (None, digest):

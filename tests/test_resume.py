@@ -1,0 +1,123 @@
+"""`experiment-start --resume` (issue 16): after a ^C, the same files and store run only
+what has no finished instance yet, and the batch ends whole, nothing stored twice."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import trio
+
+from executor_support import stored_rows, write_experiment
+from test_cli_process import PYTHON_M, environment, palaestrio, runs_in
+
+RUNS = 20
+STEPS = 30
+
+
+def write_runs(directory: Path, count: int) -> None:
+    directory.mkdir()
+    for index in range(count):
+        write_experiment(
+            directory,
+            f"run-{index:02}",
+            environment="executor_components:SlowEnvironment",
+            max_iter=STEPS,
+        )
+
+
+async def interrupt_after(
+    cwd: Path, runs_dir: Path, finished: int, signum: signal.Signals
+) -> tuple[int, str]:
+    """`experiment-start -p 4 runs_dir` sent `signum` once `finished` runs finished;
+    its exit status and output."""
+    process = await trio.lowlevel.open_process(
+        [*PYTHON_M, "experiment-start", "--plain", "-p", "4", str(runs_dir)],
+        cwd=cwd,
+        env=environment(XDG_CONFIG_HOME=str(cwd / "xdg")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    output = b""
+    try:
+        with trio.fail_after(90):
+            async for chunk in process.stdout:
+                output += chunk
+                if output.count(b"): finished") >= finished:
+                    break
+            process.send_signal(signum)
+            async for chunk in process.stdout:
+                output += chunk
+            await process.wait()
+    finally:
+        process.kill()
+        with trio.move_on_after(5, shield=True):
+            await process.wait()
+        await process.stdout.aclose()
+    return process.returncode, output.decode()
+
+
+async def test_a_batch_interrupted_by_sigint_then_resumed_ends_whole(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    write_runs(runs_dir, RUNS)
+    returncode, output = await interrupt_after(tmp_path, runs_dir, 5, signal.SIGINT)
+    assert returncode == 130, output[-2000:]
+    db = tmp_path / "palaestrio.db"
+    interrupted = runs_in(db)
+    finished_before = {uid for uid, _, status in interrupted if status == "finished"}
+    assert 5 <= len(finished_before) < RUNS
+    assert {status for uid, _, status in interrupted if uid not in finished_before} == {"cancelled"}
+
+    resumed = palaestrio(tmp_path, "experiment-start", "--plain", "-p", "4", "--resume", runs_dir)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    skipped = len(finished_before)
+    assert f"resume: {skipped} of {RUNS} run(s) finished already" in resumed.stdout
+    assert f"running {RUNS - skipped}" in resumed.stdout
+
+    every = runs_in(db)
+    finished = [(uid, instance) for uid, instance, status in every if status == "finished"]
+    assert sorted(uid for uid, _ in finished) == [f"run-{index:02}" for index in range(RUNS)]
+    assert len(every) == len(interrupted) + RUNS - skipped  # the skipped ran no instance
+    for _, instance in finished:
+        assert stored_rows(db, instance) == (STEPS, STEPS)
+    with sqlite3.connect(db) as connection:
+        (run_rows,) = connection.execute("SELECT count(*) FROM experiment_runs").fetchone()
+        (duplicates,) = connection.execute(
+            """SELECT count(*) FROM (SELECT environment_id, episode, step_index FROM world_states
+               GROUP BY environment_id, episode, step_index HAVING count(*) > 1)"""
+        ).fetchone()
+    connection.close()
+    assert (run_rows, duplicates) == (RUNS, 0)
+
+    again = palaestrio(tmp_path, "experiment-start", "--plain", "--resume", runs_dir)
+    assert again.returncode == 0
+    assert f"resume: {RUNS} of {RUNS} run(s) finished already" in again.stdout
+    assert len(runs_in(db)) == len(every)
+
+
+async def test_after_the_executor_was_killed_resume_marks_its_runs_then_reruns_them(
+    tmp_path: Path,
+) -> None:
+    runs_dir = tmp_path / "runs"
+    write_runs(runs_dir, 6)
+    returncode, _ = await interrupt_after(tmp_path, runs_dir, 1, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    db = tmp_path / "palaestrio.db"
+    left = runs_in(db)
+    finished_before = [uid for uid, _, status in left if status == "finished"]
+    assert "running" in {status for *_, status in left}  # what the dead executor left
+
+    resumed = palaestrio(tmp_path, "experiment-start", "--plain", "-p", "4", "--resume", runs_dir)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resume: {len(finished_before)} of 6 run(s) finished already" in resumed.stdout
+    after = runs_in(db)
+    assert sorted(uid for uid, _, status in after if status == "finished") == [
+        f"run-{index:02}" for index in range(6)
+    ]
+    earlier = {instance: status for _, instance, status in left}
+    assert {status for _, instance, status in after if earlier.get(instance) == "running"} == {
+        "error"
+    }
