@@ -81,7 +81,8 @@ async def test_series_of_a_finished_run(engine: sa.Engine) -> None:
         phase.throughput.seconds, phase.throughput.steps_per_second, strict=True
     ):
         steps += rate * min(series.bucket_seconds, max(span - start, 1e-3))
-    assert steps == pytest.approx(EPISODES * STEPS)
+    # Within a step (the times above are rounded to microseconds, the rates are not).
+    assert steps == pytest.approx(EPISODES * STEPS, abs=0.01)
 
     # JSON for the web page, and back.
     decoded = msgspec.json.decode(msgspec.json.encode(series), type=RunSeries)
