@@ -23,9 +23,27 @@ class ExecutorOptions:
     """How long the store trusts this executor between lease renewals: after that
     its unfinished runs count as lost (what works across hosts)."""
     governor_log_level: str = "INFO"
+    store_write_retries: int = 20
+    """Failed writes in a row (a full disk, a read-only file system) the store retries
+    before it gives up and the runs end `error`."""
+    store_write_retry_seconds: float = 30.0
+    """The longest the store keeps retrying failed writes before it gives up."""
+    store_restarts: int = 3
+    """How often the store process may be restarted (it crashed) within
+    `store_restart_seconds` before the executor gives up on it."""
+    store_restart_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("cancel_grace", "term_grace", "start_timeout", "finalize_grace"):
+        for name in (
+            "cancel_grace",
+            "term_grace",
+            "start_timeout",
+            "finalize_grace",
+            "store_write_retries",
+            "store_write_retry_seconds",
+            "store_restarts",
+            "store_restart_seconds",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
         if self.heartbeat_interval <= 0 or self.heartbeat_liveness < 1:

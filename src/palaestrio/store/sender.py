@@ -50,6 +50,9 @@ DEFAULT_LINGER = 0.2
 DEFAULT_MAX_PENDING = 2 * DEFAULT_MAX_BATCH
 DEFAULT_RETRY_AFTER = 5.0
 DEFAULT_CLOSE_GRACE = 10.0
+MAX_RETRY_PAUSE = 0.5
+"""The longest pause before a retryable write is sent again: the store decides when to
+give up (its write budget), and a stopping executor must hear that soon."""
 YIELD_INTERVAL = 0.01
 """`emit` lets the sender task run at least this often (seconds), not on every call:
 a trio checkpoint costs more than storing a record."""
@@ -93,7 +96,7 @@ async def deliver(
             raise StoreRejected(reply.message)
         log.warning("the store could not write now (%s); trying again", reply.message)
         await trio.sleep(pause)
-        pause = min(pause * 2, retry_after)
+        pause = min(pause * 2, retry_after, MAX_RETRY_PAUSE)
 
 
 async def send_status(
