@@ -10,6 +10,7 @@ variables are ignored (the environment is shared with other tools).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -40,6 +41,16 @@ broker_uri: null
 # How many experiment runs execute at once.            (flag: -p/--parallel)
 parallel_runs: 1
 
+# When the store cannot write (a full disk, a read-only file system), it retries at
+# most this many failed writes in a row, for at most this many seconds; then it gives
+# up: the runs end `error` with the database's message and the executor exits non-zero.
+store_write_retries: 20
+store_write_retry_seconds: 30
+# The store is a process of its own: when it dies (a storage fault), it is restarted,
+# at most store_restarts times within store_restart_seconds; then the runs end `error`.
+store_restarts: 3
+store_restart_seconds: 60
+
 # Log level of palaestrio's own output (governors' lines included, each tagged with
 # its run uid): a level name, or a mapping with `level` and per-logger `loggers`,
 # or a complete logging.config.dictConfig mapping (one with `version: 1`).
@@ -69,6 +80,10 @@ class RuntimeConfig:
     store_uri: str = "sqlite:///palaestrio.db"
     broker_uri: str | None = None
     parallel_runs: int = 1
+    store_write_retries: int = 20
+    store_write_retry_seconds: float = 30.0
+    store_restarts: int = 3
+    store_restart_seconds: float = 60.0
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
     """Where each key's value came from: "default", a file path, "$PALAESTRIO_KEY", "flag"."""
@@ -79,6 +94,7 @@ class RuntimeConfig:
             "store_uri": self.store_uri,
             "broker_uri": self.broker_uri,
             "parallel_runs": self.parallel_runs,
+            **self.store_limits(),
             "logging": (
                 dict(self.logging.dict_config)
                 if self.logging.dict_config is not None
@@ -91,6 +107,17 @@ class RuntimeConfig:
             lines.append(f"# from {self.sources.get(key, 'default')}\n{text}")
         return "".join(lines)
 
+    def store_limits(self) -> dict[str, int | float]:
+        """The store's retry and restart limits (`ExecutorOptions` has the same names)."""
+        return {name: getattr(self, name) for name in _STORE_LIMITS}
+
+
+_STORE_LIMITS = (
+    "store_write_retries",
+    "store_write_retry_seconds",
+    "store_restarts",
+    "store_restart_seconds",
+)
 
 KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig) if f.name != "sources")
 
@@ -193,8 +220,33 @@ def _build(raw: Mapping[str, Any], sources: dict[str, str]) -> RuntimeConfig:
         raise ConfigError(
             f"{where('parallel_runs')} must be an integer >= 1, not {parallel_runs!r}"
         )
+    limits = {
+        name: _non_negative(raw.get(name, getattr(default, name)), where(name), integer)
+        for name, integer in zip(_STORE_LIMITS, (True, False, True, False), strict=True)
+    }
     logging_config = _logging_config(raw.get("logging"), where("logging"))
-    return RuntimeConfig(store_uri, broker_uri, parallel_runs, logging_config, sources)
+    return RuntimeConfig(
+        store_uri,
+        broker_uri,
+        parallel_runs,
+        store_write_retries=int(limits["store_write_retries"]),
+        store_write_retry_seconds=float(limits["store_write_retry_seconds"]),
+        store_restarts=int(limits["store_restarts"]),
+        store_restart_seconds=float(limits["store_restart_seconds"]),
+        logging=logging_config,
+        sources=sources,
+    )
+
+
+def _non_negative(value: Any, where: str, integer: bool) -> int | float:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = int(value) if integer else float(value)
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value >= 0:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where} must be {kind} >= 0, not {value!r}")
+    return value
 
 
 def _logging_config(value: Any, where: str) -> LoggingConfig:

@@ -94,7 +94,8 @@ class StoreService:
     def _close(self) -> None:
         writer = self._writer
         try:
-            end_executor(writer.engine, writer.executor_id)
+            if self.failure is None:  # a failed store touches its database no more
+                end_executor(writer.engine, writer.executor_id)
         except sqlalchemy.exc.SQLAlchemyError as error:
             log.warning("could not mark executor %s ended: %s", writer.executor_id, error)
         finally:
@@ -191,7 +192,12 @@ async def serve(
     service = StoreService(StoreWriter(engine, executor_id), budget, on_failure)
     try:
         await _reap(engine)
-        renew = partial(renew_lease, engine, executor_id, lease_seconds, pid=executor_pid)
+        lease = partial(renew_lease, engine, executor_id, lease_seconds, pid=executor_pid)
+
+        def renew() -> None:
+            if service.failure is None:  # a new connection would make a deleted file anew
+                lease()
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(keep_lease, renew, lease_seconds)
             await nursery.start(
