@@ -65,7 +65,7 @@ async def _main(args: argparse.Namespace) -> None:
             print(READY, flush=True)
             async for signum in signals:
                 if signum == signal.SIGUSR1:
-                    service.budget.hurry()
+                    service.hurry()
                     continue
                 nursery.cancel_scope.cancel()
                 break

@@ -52,6 +52,8 @@ from palaestrio.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
+HURRIED_WRITE_SECONDS = 0.5
+"""How long a write may take once the executor is stopping before the store fails."""
 CLOSE_GRACE = 10.0
 """Seconds a cancelled service waits for the write in progress and the disconnect."""
 
@@ -71,14 +73,47 @@ class StoreService:
         self.failure: str | None = None
         """Why the store gave up for good, once it has."""
         self._on_failure = on_failure
+        self._waits: set[trio.CancelScope] = set()
 
     async def handle(self, frames: list[bytes]) -> list[bytes]:
-        """The MDP handler: never raises for a bad request or a database error."""
-        failed_before = self.failure is not None
-        reply = await trio.to_thread.run_sync(self._apply, frames, limiter=self._limiter)
-        if self.failure is not None and not failed_before and self._on_failure is not None:
-            self._on_failure(self.failure)
+        """The MDP handler: never raises for a bad request or a database error.
+
+        A write that has not returned within the budget's seconds (a hung file system,
+        a lock never released) fails the store too; its thread is abandoned."""
+        if self.failure is not None:
+            return [messages.encode(Rejected(f"the store failed: {self.failure}"))]
+        reply: bytes | None = None
+        began = trio.current_time()
+        with trio.CancelScope(deadline=self._deadline()) as wait:
+            self._waits.add(wait)
+            try:
+                reply = await trio.to_thread.run_sync(
+                    self._apply, frames, limiter=self._limiter, abandon_on_cancel=True
+                )
+            finally:
+                self._waits.discard(wait)
+        if reply is None:
+            seconds = trio.current_time() - began
+            reply = messages.encode(self._fail(f"a write has not returned for {seconds:.1f} s"))
+        self._report_failure()
         return [reply]
+
+    def _report_failure(self) -> None:
+        if self.failure is not None and self._on_failure is not None:
+            on_failure, self._on_failure = self._on_failure, None
+            on_failure(self.failure)
+
+    def hurry(self) -> None:
+        """The executor is stopping: no write is retried, none may hang for long."""
+        self.budget.hurry()
+        for wait in self._waits:
+            wait.deadline = min(wait.deadline, self._deadline())
+
+    def _allowed(self) -> float:
+        return HURRIED_WRITE_SECONDS if self.budget.hurried else self.budget.seconds
+
+    def _deadline(self) -> float:
+        return trio.current_time() + self._allowed()
 
     def _fail(self, reason: str) -> Rejected:
         if self.failure is None:
@@ -89,13 +124,15 @@ class StoreService:
     async def aclose(self) -> None:
         """Waits for the write in progress, marks the executor ended (its runs are over or
         lost now), then closes the connection."""
-        await trio.to_thread.run_sync(self._close, limiter=self._limiter)
+        if self.failure is None:
+            await trio.to_thread.run_sync(self._close, limiter=self._limiter)
 
     def _close(self) -> None:
         writer = self._writer
+        if self.failure is not None:
+            return  # a failed store touches its database no more (a write may hang)
         try:
-            if self.failure is None:  # a failed store touches its database no more
-                end_executor(writer.engine, writer.executor_id)
+            end_executor(writer.engine, writer.executor_id)
         except sqlalchemy.exc.SQLAlchemyError as error:
             log.warning("could not mark executor %s ended: %s", writer.executor_id, error)
         finally:
