@@ -302,3 +302,44 @@ async def test_a_store_that_keeps_crashing_ends_the_runs_error(tmp_path: Path) -
     assert status == "running"  # nothing could tell the database otherwise
     assert "error" in out and "finished" not in out
     assert took < 30
+
+
+def test_the_writer_never_acknowledges_a_write_into_a_deleted_file(tmp_path: Path) -> None:
+    """In-process, the check that the program test above relies on."""
+    from palaestrio.store.engine import create_database
+    from palaestrio.store.errors import StoreFailed
+    from palaestrio.store.messages import RecordBatch
+    from store_support import registered_writer, run_records, scheduled
+
+    db = tmp_path / "store.db"
+    create_database(f"sqlite:///{db}")
+    writer = registered_writer(f"sqlite:///{db}")
+    try:
+        writer.apply(scheduled("instance"))
+        records = list(run_records(steps=4))
+        writer.apply(RecordBatch("instance", 1, records[:5]))
+        moved = db.rename(tmp_path / "moved.db")
+        db.write_bytes(b"")  # another file under the name
+        with pytest.raises(StoreFailed, match="was replaced by another file"):
+            writer.apply(RecordBatch("instance", 2, records[5:]))
+        moved.unlink()
+        with pytest.raises(StoreFailed, match=rf"file {str(db)!r} was deleted"):
+            writer.apply(RecordBatch("instance", 2, records[5:]))
+    finally:
+        writer.close()
+
+
+def test_the_write_budget_gives_up_after_its_count_or_its_time() -> None:
+    from palaestrio.store.write_budget import WriteBudget
+
+    now = [0.0]
+    budget = WriteBudget(retries=2, seconds=10, clock=lambda: now[0])
+    assert budget.failed() is None and budget.failed() is None
+    assert budget.failed() == "it failed 3 times in a row"
+    budget.succeeded()
+    assert budget.failed() is None
+    now[0] = 10.0
+    assert budget.failed() == "writes failed for 10.0 s"
+    budget.succeeded()
+    budget.hurry()
+    assert budget.failed() == "it failed while the executor was stopping"
