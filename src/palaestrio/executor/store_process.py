@@ -201,5 +201,5 @@ async def _wait_then_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
 
 
 def _describe(exit_: ChildExit) -> str:
-    tail = exit_.output_tail.strip().splitlines()[-3:]
+    tail = [line for line in exit_.output_tail.strip().splitlines() if line != READY][-3:]
     return exit_.describe() + (": " + " | ".join(tail) if tail else "")
