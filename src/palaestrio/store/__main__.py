@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         for error in group.exceptions:
             print(START_ERROR + str(error), file=sys.stderr, flush=True)
         sys.exit(2)
+    # Everything is committed and closed: skip the interpreter's teardown, which the
+    # executor's shutdown would wait for (a few tenths of a second).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
