@@ -92,7 +92,13 @@ async def open_services(
                 # The store opens (an embedded SQLite file is created) before any run
                 # starts: a bad URI or an unreachable database fails here, clearly.
                 store = StoreSupervisor(
-                    store_uri, endpoint, executor_id, options, on_store_failure, store_env
+                    store_uri,
+                    endpoint,
+                    executor_id,
+                    options,
+                    on_store_failure,
+                    store_env,
+                    curve_server,
                 )
                 await nursery.start(store.serve)
                 async with open_client(endpoint) as client:

@@ -21,9 +21,11 @@ import signal
 import sys
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import trio
 
+from palaestrio.curve import CurveServer
 from palaestrio.executor.launch import Child, ChildExit, LocalLauncher
 from palaestrio.executor.options import ExecutorOptions
 from palaestrio.store.errors import StoreError
@@ -71,8 +73,11 @@ class StoreSupervisor:
         options: ExecutorOptions,
         on_failure: Callable[[str], None],
         env: dict[str, str] | None = None,
+        curve_server: CurveServer | None = None,
     ) -> None:
         self.store_uri = store_uri
+        self.curve_server = curve_server
+        """With it, each store process gets CURVE keys of its own, as a governor does."""
         self.endpoint = endpoint
         self.executor_id = executor_id
         self.options = options
@@ -168,8 +173,24 @@ class StoreSupervisor:
         self, lines: StoreLines, on_ready: Callable[[], None], *, create: bool
     ) -> ChildExit:
         argv = self.argv(create=create)
+        keys = self.curve_server.admit() if self.curve_server is not None else None
+        run = partial(
+            self._launcher.run,
+            argv,
+            name="store",
+            env=keys.environment() if keys is not None else None,
+            on_output_line=lines,
+        )
+        try:
+            return await self._watch(run, lines, on_ready)
+        finally:
+            if keys is not None and self.curve_server is not None:
+                self.curve_server.revoke(keys)
+
+    async def _watch(
+        self, run: Callable[..., Any], lines: StoreLines, on_ready: Callable[[], None]
+    ) -> ChildExit:
         async with trio.open_nursery() as nursery:
-            run = partial(self._launcher.run, argv, name="store", on_output_line=lines)
             child: Child = await nursery.start(run)
             async with trio.open_nursery() as race:
                 race.start_soon(_wait_then_cancel, lines.ready, race.cancel_scope)

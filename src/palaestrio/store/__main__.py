@@ -24,6 +24,7 @@ from functools import partial
 
 import trio
 
+from palaestrio import curve
 from palaestrio.proctree import LIFELINE_VARIABLE
 from palaestrio.store.errors import StoreError
 from palaestrio.store.ownership import DEFAULT_LEASE_SECONDS
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    curve.register_from_environment(args.broker)  # keys from an executor with CURVE
     lifeline = os.environ.get(LIFELINE_VARIABLE)
     if lifeline:
         from palaestrio.governor.lifeline import tie
