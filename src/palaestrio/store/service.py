@@ -209,8 +209,7 @@ async def serve(
     foreign or read-only database raises `StoreError` before `task_status.started()`.
     Then the runs of executors that are gone are marked lost (and logged). Started
     (with the `StoreService`) means the broker has been sent READY. `executor_id=None`
-    makes up an id; `executor_pid` is the executor's process (default: this one).
-    `budget` and `on_failure`: see `StoreService`.
+    makes up an id; `executor_pid`: the executor's process (default: this one).
 
     The lease (`lease_seconds`) is renewed every third of it; when renewals fail for
     longer than the lease, `serve` raises `LeaseLost`.
@@ -229,14 +228,9 @@ async def serve(
     service = StoreService(StoreWriter(engine, executor_id), budget, on_failure)
     try:
         await _reap(engine)
-        lease = partial(renew_lease, engine, executor_id, lease_seconds, pid=executor_pid)
-
-        def renew() -> None:
-            if service.failure is None:  # a new connection would make a deleted file anew
-                lease()
-
+        renew = partial(renew_lease, engine, executor_id, lease_seconds, pid=executor_pid)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(keep_lease, renew, lease_seconds)
+            nursery.start_soon(keep_lease, partial(_unless_failed, service, renew), lease_seconds)
             await nursery.start(
                 partial(
                     serve_worker,
@@ -254,6 +248,11 @@ async def serve(
     finally:
         with trio.move_on_after(CLOSE_GRACE, shield=True):
             await service.aclose()
+
+
+def _unless_failed(service: StoreService, renew: Callable[[], None]) -> None:
+    if service.failure is None:  # a new connection would make a deleted file anew
+        renew()
 
 
 async def keep_lease(renew: Callable[[], None], lease_seconds: float) -> None:
