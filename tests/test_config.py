@@ -42,12 +42,41 @@ def test_default_text_is_the_default_configuration(cwd: Path) -> None:
         "store_uri",
         "broker_uri",
         "parallel_runs",
+        "store_write_retries",
+        "store_write_retry_seconds",
+        "store_restarts",
+        "store_restart_seconds",
         "logging",
         "retries",
         "retry_backoff",
         "retry_backoff_max",
         "run_log_dir",
     }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("store_write_retries", "5", 5),
+        ("store_write_retry_seconds", "0.5", 0.5),
+        ("store_restarts", "0", 0),
+        ("store_restart_seconds", "10", 10.0),
+    ],
+)
+def test_store_limits_from_the_environment(
+    cwd: Path, key: str, value: str, expected: float
+) -> None:
+    config = load_runtime_config(environ={f"PALAESTRIO_{key.upper()}": value})
+    assert config.store_limits()[key] == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "true", "1.5"])
+def test_bad_store_retry_counts_are_named(cwd: Path, value: str) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"store_write_retries \(from \$PALAESTRIO_STORE_WRITE_RETRIES\) must be an integer",
+    ):
+        load_runtime_config(environ={"PALAESTRIO_STORE_WRITE_RETRIES": value})
 
 
 def test_file_then_environment_then_flags(cwd: Path) -> None:

@@ -40,6 +40,16 @@ broker_uri: null
 # How many experiment runs execute at once.            (flag: -p/--parallel)
 parallel_runs: 1
 
+# When the store cannot write (a full disk, a read-only file system), it retries at
+# most this many failed writes in a row, for at most this many seconds; then it gives
+# up: the runs end `error` with the database's message and the executor exits non-zero.
+store_write_retries: 20
+store_write_retry_seconds: 30
+# The store is a process of its own: when it dies (a storage fault), it is restarted,
+# at most store_restarts times within store_restart_seconds; then the runs end `error`.
+store_restarts: 3
+store_restart_seconds: 60
+
 # Log level of palaestrio's own output (governors' lines included, each tagged with
 # its run uid): a level name, or a mapping with `level` and per-logger `loggers`,
 # or a complete logging.config.dictConfig mapping (one with `version: 1`).
@@ -81,6 +91,10 @@ class RuntimeConfig:
     store_uri: str = "sqlite:///palaestrio.db"
     broker_uri: str | None = None
     parallel_runs: int = 1
+    store_write_retries: int = 20
+    store_write_retry_seconds: float = 30.0
+    store_restarts: int = 3
+    store_restart_seconds: float = 60.0
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     retries: int = 0
     retry_backoff: float = 1.0
@@ -95,6 +109,7 @@ class RuntimeConfig:
             "store_uri": self.store_uri,
             "broker_uri": self.broker_uri,
             "parallel_runs": self.parallel_runs,
+            **self.store_limits(),
             "logging": (
                 dict(self.logging.dict_config)
                 if self.logging.dict_config is not None
@@ -111,6 +126,17 @@ class RuntimeConfig:
             lines.append(f"# from {self.sources.get(key, 'default')}\n{text}")
         return "".join(lines)
 
+    def store_limits(self) -> dict[str, int | float]:
+        """The store's retry and restart limits (`ExecutorOptions` has the same names)."""
+        return {name: getattr(self, name) for name in _STORE_LIMITS}
+
+
+_STORE_LIMITS = (
+    "store_write_retries",
+    "store_write_retry_seconds",
+    "store_restarts",
+    "store_restart_seconds",
+)
 
 KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig) if f.name != "sources")
 
@@ -213,6 +239,10 @@ def _build(raw: Mapping[str, Any], sources: dict[str, str]) -> RuntimeConfig:
         raise ConfigError(
             f"{where('parallel_runs')} must be an integer >= 1, not {parallel_runs!r}"
         )
+    limits = {
+        name: _non_negative(raw, name, getattr(default, name), where, integer=integer)
+        for name, integer in zip(_STORE_LIMITS, (True, False, True, False), strict=True)
+    }
     logging_config = _logging_config(raw.get("logging"), where("logging"))
     run_log_dir = raw.get("run_log_dir", default.run_log_dir)
     if run_log_dir is not None and (not isinstance(run_log_dir, str) or not run_log_dir):
@@ -223,6 +253,10 @@ def _build(raw: Mapping[str, Any], sources: dict[str, str]) -> RuntimeConfig:
         store_uri=store_uri,
         broker_uri=broker_uri,
         parallel_runs=parallel_runs,
+        store_write_retries=int(limits["store_write_retries"]),
+        store_write_retry_seconds=float(limits["store_write_retry_seconds"]),
+        store_restarts=int(limits["store_restarts"]),
+        store_restart_seconds=float(limits["store_restart_seconds"]),
         logging=logging_config,
         retries=int(_non_negative(raw, "retries", default.retries, where, integer=True)),
         retry_backoff=_non_negative(raw, "retry_backoff", default.retry_backoff, where),

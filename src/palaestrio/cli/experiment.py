@@ -103,16 +103,22 @@ def experiment_start(
             logging.getLogger("palaestrio.governor").getEffectiveLevel()
         )
         placement = executor_options(launcher, cpus_per_run, insecure)
-        state, infos = trio.run(_execute, runs, config, view, governor_level, placement)
+        state, infos, store_failure = trio.run(
+            _execute, runs, config, view, governor_level, placement
+        )
     if state.name in EXIT_CODES:
         # Everything is down: a late ^C must not turn the exit status into "killed".
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     from palaestrio.executor import final_attempts
 
     finals = final_attempts(infos)
-    _print_summary(console, config.store_uri, finals, view.reported)
+    # A store that failed may hold stale statuses (or be gone): the executor's say.
+    _print_summary(console, config.store_uri, finals, view.reported, store_failure is None)
     if state.name in EXIT_CODES:
         ctx.exit(EXIT_CODES[state.name])
+    if store_failure is not None:
+        click.echo(f"palaestrio: the store failed, runs ended error: {store_failure}", err=True)
+        ctx.exit(EXIT_FAILED)
     ctx.exit(0 if all(info.status == RunStatus.FINISHED for info in finals) else EXIT_FAILED)
 
 
@@ -122,7 +128,7 @@ async def _execute(
     view: Progress,
     governor_level: str,
     placement: dict[str, Any],
-) -> tuple[ExecutorState, list[ExperimentRunRuntimeInformation]]:
+) -> tuple[ExecutorState, list[ExperimentRunRuntimeInformation], str | None]:
     from palaestrio.executor import Executor, ExecutorOptions
 
     executor = Executor(
@@ -137,6 +143,10 @@ async def _execute(
             run_log_dir=config.run_log_dir,
         ),
         governor_log_level=governor_level,
+        store_write_retries=config.store_write_retries,
+        store_write_retry_seconds=config.store_write_retry_seconds,
+        store_restarts=config.store_restarts,
+        store_restart_seconds=config.store_restart_seconds,
         **placement,
     )
     executor.schedule(runs)
@@ -144,7 +154,7 @@ async def _execute(
         view.update(info)
     with view.showing():
         state = await executor.execute()
-    return state, executor.experiment_runs()
+    return state, executor.experiment_runs(), executor.store_failure
 
 
 def load_runs(paths: Sequence[Path]) -> list[ExperimentRun]:
@@ -182,20 +192,22 @@ def _print_summary(
     store_uri: str,
     infos: list[ExperimentRunRuntimeInformation],
     reported: set[str],
+    read_store: bool = True,
 ) -> None:
     """The runs of this invocation (each one's last attempt) as the store has them (the
-    executor's view if the store cannot be read), and why runs failed unless `reported`
-    (printed already)."""
+    executor's view if the store cannot or must not be read), and why runs failed unless
+    `reported` (printed already)."""
     from palaestrio.store import list_runs, open_database
     from palaestrio.store.engine import describe
 
     stored = {}
     try:
-        engine = open_database(store_uri)
-        try:
-            stored = {summary.instance_uid: summary for summary in list_runs(engine)}
-        finally:
-            engine.dispose()
+        engine = open_database(store_uri) if read_store else None
+        if engine is not None:
+            try:
+                stored = {summary.instance_uid: summary for summary in list_runs(engine)}
+            finally:
+                engine.dispose()
     except StoreError as error:
         log.warning("cannot read the runs back from the store: %s", error)
     summary_table = table()

@@ -98,6 +98,7 @@ class Executor:
         self._services: Services | None = None
         self._book: StatusBook | None = None
         self._interrupted_by: int | None = None
+        self._store_failure: str | None = None
 
     # -- public API (the seed's shape) ---------------------------------------------
 
@@ -188,12 +189,15 @@ class Executor:
             executor_id=self.executor_id,
             options=self.options,
             on_governor_event=self._on_governor_event,
+            on_store_failure=self._on_store_failure,
+            store_env=governor_environment(),
             curve_server=self.curve_server,
             insecure=self.insecure,
             on_worker_expired=self._on_worker_expired,
         ) as services:
             self._services = services
             book = self._book = StatusBook(services.client, self.on_update)
+            book.store_failure = self._store_failure
             if self.handle_signals and can_watch_signals():
                 await services.start(partial(watch_signals, self._on_signal, self._kill_all))
             context = RunContext(
@@ -233,9 +237,25 @@ class Executor:
                 self._book.notify(retry[0].info)
         return retry
 
+    @property
+    def store_failure(self) -> str | None:
+        """Why the store gave up, if it did: what was sent to it after that is lost,
+        and every run that ended since is `error` (in memory: the store cannot say)."""
+        return self._store_failure
+
+    def _on_store_failure(self, reason: str) -> None:
+        self._store_failure = reason
+        log.error("the store failed, the runs are stopped: %s", reason)
+        if self._book is not None:
+            self._book.store_failure = reason
+        if self._state in (ExecutorState.INITIALIZED, ExecutorState.RUNNING):
+            self._state = ExecutorState.SHUTDOWN
+        self._stop_all(f"the store failed: {reason}")
+
     def _bound_services(self) -> None:
         if self._services is not None:
             self._services.shield.bound(self.options.shutdown_budget)
+            self._services.store.hurry()
 
     def _stop_all(self, reason: str) -> None:
         self._scheduler.close(f"the executor is stopping ({reason})")

@@ -35,6 +35,16 @@ class ExecutorOptions:
     run_log_max_bytes: int = 1 << 30
     """A run's log file ends, marked truncated, at this size."""
 
+    store_write_retries: int = 20
+    """Failed writes in a row (a full disk, a read-only file system) the store retries
+    before it gives up and the runs end `error`."""
+    store_write_retry_seconds: float = 30.0
+    """The longest the store keeps retrying failed writes before it gives up."""
+    store_restarts: int = 3
+    """How often the store process may be restarted (it crashed) within
+    `store_restart_seconds` before the executor gives up on it."""
+    store_restart_seconds: float = 60.0
+
     def __post_init__(self) -> None:
         if self.retries < 0 or self.run_log_max_bytes < 0:
             raise ValueError("retries and run_log_max_bytes must not be negative")
@@ -45,6 +55,10 @@ class ExecutorOptions:
             "finalize_grace",
             "retry_backoff",
             "retry_backoff_max",
+            "store_write_retries",
+            "store_write_retry_seconds",
+            "store_restarts",
+            "store_restart_seconds",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")

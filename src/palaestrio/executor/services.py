@@ -1,5 +1,8 @@
 """The executor's services: MDP broker, store, and the ``executor`` MDP service.
 
+The store is a child process (`store_process.StoreSupervisor`): a storage fault there
+cannot take the executor down.
+
 Runs need broker and store until their own shutdown is over, so outside cancellation
 must not reach the services first. They run inside one shield that is never unbounded:
 it gets a deadline (the options' shutdown budget) as soon as shutdown begins, and is
@@ -19,10 +22,10 @@ import trio
 from palaestrio import curve, messages
 from palaestrio.curve import CurveServer
 from palaestrio.executor.options import ExecutorOptions
+from palaestrio.executor.store_process import StoreSupervisor
 from palaestrio.mdp import broker
 from palaestrio.mdp.client import Client, open_client
 from palaestrio.mdp.worker import Handler, serve_worker
-from palaestrio.store import service as store_service
 
 
 class BoundedShield:
@@ -44,6 +47,7 @@ class Services:
     client: Client
     shield: BoundedShield
     nursery: trio.Nursery
+    store: StoreSupervisor
 
     async def start(self, serve: Callable[..., Awaitable[Any]]) -> Any:
         """Starts another service (the signal watcher) inside the shield."""
@@ -58,6 +62,8 @@ async def open_services(
     executor_id: str,
     options: ExecutorOptions,
     on_governor_event: Handler,
+    on_store_failure: Callable[[str], None],
+    store_env: dict[str, str] | None = None,
     curve_server: CurveServer | None = None,
     insecure: bool = False,
     on_worker_expired: Callable[[bytes], None] | None = None,
@@ -85,18 +91,16 @@ async def open_services(
                     stack.enter_context(curve.registered(endpoint, curve_server.admit()))
                 # The store opens (an embedded SQLite file is created) before any run
                 # starts: a bad URI or an unreachable database fails here, clearly.
-                await nursery.start(
-                    partial(
-                        store_service.serve,
-                        store_uri,
-                        endpoint,
-                        create=store_uri.startswith("sqlite"),
-                        executor_id=executor_id,
-                        lease_seconds=options.lease_seconds,
-                        heartbeat_interval=interval,
-                        heartbeat_liveness=liveness,
-                    )
+                store = StoreSupervisor(
+                    store_uri,
+                    endpoint,
+                    executor_id,
+                    options,
+                    on_store_failure,
+                    store_env,
+                    curve_server,
                 )
+                await nursery.start(store.serve)
                 async with open_client(endpoint) as client:
                     await nursery.start(
                         partial(
@@ -108,7 +112,7 @@ async def open_services(
                             heartbeat_liveness=liveness,
                         )
                     )
-                    yield Services(endpoint, client, shield, nursery)
+                    yield Services(endpoint, client, shield, nursery, store)
         finally:
             shield.release()
 

@@ -28,6 +28,9 @@ class StatusBook:
     def __init__(self, client: Client, on_update: UpdateCallback | None) -> None:
         self.client = client
         self.on_update = on_update
+        self.store_failure: str | None = None
+        """Set once the store gave up: no run that ends after it counts as anything but
+        `error` (its records or its end may be lost)."""
 
     def notify(self, info: ExperimentRunRuntimeInformation) -> None:
         if self.on_update is not None:
@@ -71,6 +74,8 @@ class StatusBook:
         """Stores the run's terminal status; the store keeps the first one it got."""
         info = slot.info
         now = _now()
+        if self.store_failure is not None and status is not RunStatus.ERROR:
+            status, reason = RunStatus.ERROR, f"the store failed: {self.store_failure}"
         event: store_messages.StatusEvent
         if status is RunStatus.FINISHED:
             event = store_messages.Finished(info.instance_uid, now.timestamp())
@@ -91,7 +96,13 @@ class StatusBook:
         """Sends a status event; returns the status the store now has.
 
         A store that refuses the event is logged, not raised: one run's bookkeeping
-        problem must not take the other runs down."""
+        problem must not take the other runs down. Once the store failed, nothing is
+        sent: it would acknowledge nothing (or is not even there to answer)."""
+        if self.store_failure is not None:
+            log.error(
+                "run %s: %s not stored (the store failed)", event.instance_uid, type(event).__name__
+            )
+            return None
         try:
             return await send_status(self.client, event)
         except StoreError as error:

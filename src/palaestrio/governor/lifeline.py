@@ -38,10 +38,10 @@ def kill_descendants() -> None:
     proctree.kill_tree(os.getpid(), wait=0.5)
 
 
-def die(why: str, code: int) -> None:
+def die(why: str, code: int, what: str = "RunGovernor") -> None:
     """Kills our descendants and exits at once (from any thread or a signal handler)."""
     try:
-        log.error("%s: stopping this RunGovernor and every process it started", why)
+        log.error("%s: stopping this %s and every process it started", why, what)
         kill_descendants()
         logging.shutdown()
         sys.stderr.flush()
@@ -55,25 +55,33 @@ def hold(lifeline_fd: str | None) -> None:
     `lifeline_fd`: the read end of the executor's lifeline pipe, if there is one (a
     remote launcher has none: the broker's silence is the sign there)."""
     proctree.set_child_subreaper()
-    parent = os.getppid()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         die(signal.Signals(signum).name, 128 + signum)
 
-    def on_parent_death(_signum: int, _frame: FrameType | None) -> None:
-        if os.getppid() != parent:
-            die("the executor is gone (parent death signal)", EXIT_PARENT_LOST)
-
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    tie(lifeline_fd)
+
+
+def tie(lifeline_fd: str | None, what: str = "RunGovernor") -> None:
+    """Only the two ways of `hold` that notice the executor is gone (the parent death
+    signal, the lifeline pipe), for a child that handles SIGTERM itself (the store)."""
+    parent = os.getppid()
+
+    def on_parent_death(_signum: int, _frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            die("the executor is gone (parent death signal)", EXIT_PARENT_LOST, what)
+
     signal.signal(PARENT_DEATH_SIGNAL, on_parent_death)
     proctree.set_parent_death_signal(PARENT_DEATH_SIGNAL)
     if lifeline_fd:
         fd = int(lifeline_fd)
-        threading.Thread(target=_watch_pipe, args=(fd,), name="lifeline", daemon=True).start()
+        watch = threading.Thread(target=_watch_pipe, args=(fd, what), name="lifeline", daemon=True)
+        watch.start()
 
 
-def _watch_pipe(fd: int) -> None:
+def _watch_pipe(fd: int, what: str) -> None:
     while True:
         try:
             if os.read(fd, 64) == b"":
@@ -82,4 +90,4 @@ def _watch_pipe(fd: int) -> None:
             continue
         except OSError:
             break
-    die("the executor is gone (its lifeline pipe closed)", EXIT_PARENT_LOST)
+    die("the executor is gone (its lifeline pipe closed)", EXIT_PARENT_LOST, what)

@@ -1,45 +1,73 @@
 """`python -m palaestrio.store --uri URI --broker ENDPOINT`: the store service alone.
 
 It owns the runs scheduled through it as executor `--executor-id` (made up if not
-given; give the same id to a restarted store to keep its runs), with this process's pid.
+given; give the same id to a restarted store to keep its runs), registered with
+`--executor-pid` (default: this process's pid).
 
 Prints "palaestrio store ready" once the broker has been sent READY. SIGINT or SIGTERM
-stops it after the write in progress; exit status 0. A store that cannot start (bad URI,
-unreachable or missing database) prints the reason and exits with status 2.
+stops it after the write in progress; exit status 0. SIGUSR1 says the executor is
+stopping: a write that fails from then on is not retried. When the store gives up for
+good (see `palaestrio.store.service`), it prints "palaestrio store failed: REASON" and
+goes on refusing every request with that reason until stopped. A store that cannot
+start (bad URI, unreachable or missing database) prints the reason and exits with
+status 2. Started by an executor (a lifeline fd in the environment), it dies with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from functools import partial
 
 import trio
 
+from palaestrio import curve
+from palaestrio.proctree import LIFELINE_VARIABLE
 from palaestrio.store.errors import StoreError
 from palaestrio.store.ownership import DEFAULT_LEASE_SECONDS
-from palaestrio.store.service import serve
+from palaestrio.store.service import StoreService, serve
+from palaestrio.store.write_budget import (
+    DEFAULT_WRITE_RETRIES,
+    DEFAULT_WRITE_RETRY_SECONDS,
+    WriteBudget,
+)
+
+READY = "palaestrio store ready"
+FAILED = "palaestrio store failed: "
+START_ERROR = "palaestrio store: "
+
+
+def _report_failure(reason: str) -> None:
+    print(FAILED + " ".join(reason.split()), flush=True)
 
 
 async def _main(args: argparse.Namespace) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    with trio.open_signal_receiver(*watched) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(
+            service: StoreService = await nursery.start(
                 partial(
                     serve,
                     args.uri,
                     args.broker,
                     create=args.create,
                     executor_id=args.executor_id,
+                    executor_pid=args.executor_pid,
                     lease_seconds=args.lease_seconds,
                     heartbeat_interval=args.heartbeat_interval,
                     heartbeat_liveness=args.heartbeat_liveness,
+                    budget=WriteBudget(args.write_retries, args.write_retry_seconds),
+                    on_failure=_report_failure,
                 )
             )
-            print("palaestrio store ready", flush=True)
-            async for _ in signals:
+            print(READY, flush=True)
+            async for signum in signals:
+                if signum == signal.SIGUSR1:
+                    service.hurry()
+                    continue
                 nursery.cancel_scope.cancel()
                 break
 
@@ -50,11 +78,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--broker", required=True, help="the MDP broker's endpoint")
     parser.add_argument("--create", action="store_true", help="create the database first")
     parser.add_argument("--executor-id", help="the executor this store serves (default: new)")
+    parser.add_argument("--executor-pid", type=int, help="its process (default: this one)")
     parser.add_argument("--lease-seconds", type=float, default=DEFAULT_LEASE_SECONDS)
     parser.add_argument("--heartbeat-interval", type=float, default=2.5)
     parser.add_argument("--heartbeat-liveness", type=int, default=3)
+    parser.add_argument("--write-retries", type=int, default=DEFAULT_WRITE_RETRIES)
+    parser.add_argument("--write-retry-seconds", type=float, default=DEFAULT_WRITE_RETRY_SECONDS)
+    parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    curve.register_from_environment(args.broker)  # keys from an executor with CURVE
+    lifeline = os.environ.get(LIFELINE_VARIABLE)
+    if lifeline:
+        from palaestrio.governor.lifeline import tie
+
+        tie(lifeline, what="store")
     try:
         from setproctitle import setproctitle
 
@@ -65,8 +103,14 @@ def main(argv: list[str] | None = None) -> None:
         trio.run(_main, args)
     except* StoreError as group:
         for error in group.exceptions:
-            print(f"palaestrio store: {error}", file=sys.stderr)
+            print(START_ERROR + str(error), file=sys.stderr, flush=True)
         sys.exit(2)
+    # Everything is committed and closed: skip the interpreter's teardown, which the
+    # executor's shutdown would wait for (a few tenths of a second).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

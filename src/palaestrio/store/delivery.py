@@ -33,6 +33,9 @@ from palaestrio.zmq_trio import shared_context
 log = logging.getLogger("palaestrio.store.sender")
 
 DEFAULT_RETRY_AFTER = 5.0
+MAX_RETRY_PAUSE = 0.5
+"""The longest pause before a retryable write is sent again: the store decides when to
+give up (its write budget), and a stopping executor must hear that soon."""
 SERVICE_NAME = mdp.as_service(SERVICE)
 POLL_SLICE = 0.05
 """Seconds between two looks at the abandon flag while a reply is awaited."""
@@ -142,7 +145,7 @@ async def deliver(
             return reply
         log.warning("the store could not write now (%s); trying again", reply)
         await trio.sleep(pause)
-        pause = min(pause * 2, retry_after)
+        pause = min(pause * 2, retry_after, MAX_RETRY_PAUSE)
 
 
 async def send_status(
@@ -208,7 +211,7 @@ def deliver_blocking(
         log.warning("the store could not write now (%s); trying again", reply)
         if abandon.wait(pause):
             raise Abandoned
-        pause = min(pause * 2, retry_after)
+        pause = min(pause * 2, retry_after, MAX_RETRY_PAUSE)
 
 
 def call_soon_in_loop(token: trio.lowlevel.TrioToken, callback: Callable[[], object]) -> None:

@@ -42,3 +42,8 @@ class RequestRejected(Exception):
 
 class RequestNotOwned(RequestRejected):
     """Raised inside the writer for a run instance this store's executor does not own."""
+
+
+class StoreFailed(StoreError):
+    """The store stopped writing for good (its database file is gone, or writes kept
+    failing past the retry budget); nothing more it is sent will be acknowledged."""

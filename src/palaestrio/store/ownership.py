@@ -68,14 +68,18 @@ def database_now(connection: sa.Connection) -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def register_executor(engine: sa.Engine, executor_id: str, lease_seconds: float) -> Owner:
-    """Records this process as executor `executor_id`, with a lease of `lease_seconds`.
+def register_executor(
+    engine: sa.Engine, executor_id: str, lease_seconds: float, *, pid: int | None = None
+) -> Owner:
+    """Records this process (or process `pid` on this machine: the executor, when the
+    store is a process of its own) as executor `executor_id`, with a lease of
+    `lease_seconds`.
 
     Registering an id again (a restarted store service of the same executor) replaces
     the row: the runs it owns stay owned. Raises `StoreError` if the store refuses, or
     if another live process holds the id (two executors must not share their runs).
     """
-    here, pid = this_machine(), os.getpid()
+    here, pid = this_machine(), pid or os.getpid()
     try:
         with engine.begin() as connection:
             now = database_now(connection)
@@ -125,7 +129,9 @@ def _check_unused(
         )
 
 
-def renew_lease(engine: sa.Engine, executor_id: str, lease_seconds: float) -> None:
+def renew_lease(
+    engine: sa.Engine, executor_id: str, lease_seconds: float, *, pid: int | None = None
+) -> None:
     """Extends the lease of `executor_id` (registering it again if its row is gone).
 
     Raises SQLAlchemy's errors: the caller decides how long it can live without.
@@ -139,7 +145,7 @@ def renew_lease(engine: sa.Engine, executor_id: str, lease_seconds: float) -> No
         )
     if renewed.rowcount == 0:
         log.warning("executor %s was not registered in the store; registering it", executor_id)
-        register_executor(engine, executor_id, lease_seconds)
+        register_executor(engine, executor_id, lease_seconds, pid=pid)
 
 
 def end_executor(engine: sa.Engine, executor_id: str) -> None:

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from palaestrio.status import RunStatus
 from palaestrio.store import schema
-from palaestrio.store.errors import RequestNotOwned
+from palaestrio.store.errors import RequestNotOwned, StoreFailed
+from palaestrio.store.file_identity import FileIdentity
 from palaestrio.store.messages import Acknowledged, RecordBatch, Scheduled, StoreRequest
 from palaestrio.store.record_writer import RecordWriter
 from palaestrio.store.status_writer import StatusWriter, status_of
@@ -42,6 +43,7 @@ class StoreWriter:
         self._statuses = StatusWriter(engine.dialect, executor_id)
         self._owned: dict[str, int] = {}
         """Live run instances this executor owns: uid -> experiment_run_instances.id."""
+        self._file = FileIdentity.of(engine)
 
     def apply(self, request: StoreRequest) -> Acknowledged:
         """Writes `request` in one transaction and returns the acknowledgement.
@@ -49,11 +51,17 @@ class StoreWriter:
         Raises `RequestNotOwned` for a run instance this executor does not own,
         `RequestRejected` for another request that can never succeed as sent, and
         SQLAlchemy errors for what the database refused; nothing is written then.
+        Raises `StoreFailed` when a SQLite file is no longer the one opened (deleted or
+        replaced): what was committed there is lost, so it is never acknowledged.
         """
         connection = self._connect()
         try:
             with connection.begin():
-                return self._apply(connection, request)
+                acknowledged = self._apply(connection, request)
+            problem = self._file.problem() if self._file is not None else None
+            if problem is not None:
+                raise StoreFailed(f"{problem} while palaestrio was writing to it")
+            return acknowledged
         except BaseException:
             # Ids cached during the failed transaction may not exist.
             self._owned.clear()
@@ -69,6 +77,8 @@ class StoreWriter:
     def close(self) -> None:
         self._disconnect()
         self._engine.dispose()
+        if self._file is not None:
+            self._file.close()  # only now: closing it drops SQLite's locks
 
     def _apply(self, connection: sa.Connection, request: StoreRequest) -> Acknowledged:
         uid = request.instance_uid
