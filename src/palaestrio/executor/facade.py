@@ -29,6 +29,7 @@ from palaestrio import messages
 from palaestrio.curve import CurveServer, is_loopback, is_tcp, routable_bind
 from palaestrio.errors import collapsed_groups
 from palaestrio.executor.errors import ExecutorError, ExecutorInterrupted, UnknownRunError
+from palaestrio.executor.governors import GovernorPool
 from palaestrio.executor.launch import Launcher, LocalLauncher
 from palaestrio.executor.options import ExecutorOptions
 from palaestrio.executor.runs import ExecutorState, ExperimentRunRuntimeInformation, RunSlot
@@ -36,7 +37,13 @@ from palaestrio.executor.scheduler import Scheduler
 from palaestrio.executor.services import Services, open_services
 from palaestrio.executor.signals import can_watch_signals, watch_signals
 from palaestrio.executor.statuses import StatusBook, UpdateCallback
-from palaestrio.executor.supervisor import RunContext, governor_environment, supervise
+from palaestrio.executor.supervisor import (
+    GovernorLines,
+    RunContext,
+    governor_environment,
+    governor_spawner,
+    supervise,
+)
 from palaestrio.experiment.model import ExperimentRun
 
 log = logging.getLogger("palaestrio.executor")
@@ -194,21 +201,26 @@ class Executor:
             book = self._book = StatusBook(services.client, self.on_update)
             if self.handle_signals and can_watch_signals():
                 await services.start(partial(watch_signals, self._on_signal, self._kill_all))
+            spawn = governor_spawner(
+                self.launcher, services.endpoint, self.options, self.curve_server
+            )
+            warm = getattr(self.launcher, "warm_start", False)
+            governors = GovernorPool(
+                spawn,
+                spares=self.options.warm_governors if warm else 0,
+                waiting=self._scheduler.waiting,
+                on_line=GovernorLines("governor started ahead"),
+            )
             context = RunContext(
-                services.client,
-                services.endpoint,
-                self.launcher,
-                book,
-                self.options,
-                on_cancelled=self._bound_services,
-                curve_server=self.curve_server,
+                services.client, book, self.options, governors, on_cancelled=self._bound_services
             )
             try:
                 async with trio.open_nursery() as runs:
                     self._runs_scope = runs.cancel_scope
                     if self._scheduler.closed_because is not None:
                         runs.cancel_scope.cancel()  # shut down while the services started
-                    runs.start_soon(self._scheduler.run, book, partial(supervise, context=context))
+                    await runs.start(governors.serve)
+                    runs.start_soon(self._schedule, book, context)
                     if self._state is ExecutorState.INITIALIZED:
                         self._state = ExecutorState.RUNNING
                     yield self
@@ -217,6 +229,12 @@ class Executor:
                 self._scheduler.close("the executor has ended")
                 with trio.move_on_after(self.options.finalize_grace, shield=True):
                     await self._scheduler.conclude_unstarted(book, self._slots)
+
+    async def _schedule(self, book: StatusBook, context: RunContext) -> None:
+        try:
+            await self._scheduler.run(book, partial(supervise, context=context))
+        finally:
+            context.governors.close()  # every run has its governor, or never will
 
     def _bound_services(self) -> None:
         if self._services is not None:

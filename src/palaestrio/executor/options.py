@@ -23,11 +23,17 @@ class ExecutorOptions:
     """How long the store trusts this executor between lease renewals: after that
     its unfinished runs count as lost (what works across hosts)."""
     governor_log_level: str = "INFO"
+    warm_governors: int = 2
+    """RunGovernors started ahead, while earlier runs execute, for runs waiting for a
+    slot (at most as many as wait); 0: each starts with its run. Only with a launcher
+    that allows it (`warm_start`: the local one)."""
 
     def __post_init__(self) -> None:
         for name in ("cancel_grace", "term_grace", "start_timeout", "finalize_grace"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        if self.warm_governors < 0:
+            raise ValueError(f"warm_governors must not be negative, not {self.warm_governors}")
         if self.heartbeat_interval <= 0 or self.heartbeat_liveness < 1:
             raise ValueError("heartbeats need an interval > 0 and a liveness >= 1")
 

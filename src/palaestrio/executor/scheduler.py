@@ -27,12 +27,15 @@ class Scheduler:
         self._intake, self._queue = trio.open_memory_channel[RunSlot](math.inf)
         self.outstanding = trio_util.AsyncValue(0)
         """Runs scheduled and not yet ended."""
+        self.waiting = trio_util.AsyncValue(0)
+        """Runs scheduled and not yet started (governors are started ahead for them)."""
         self.closed_because: str | None = None
 
     def add(self, slot: RunSlot) -> None:
         if self.closed_because is not None:
             raise ExecutorError(f"cannot schedule runs: {self.closed_because}")
         self.outstanding.value += 1
+        self.waiting.value += 1
         self._intake.send_nowait(slot)
 
     def close(self, because: str) -> None:
@@ -57,6 +60,7 @@ class Scheduler:
                     ready_in.send_nowait(slot)
 
         async def start_one(slot: RunSlot) -> None:
+            self.waiting.value -= 1
             try:
                 await supervise(slot)
             finally:
@@ -78,3 +82,4 @@ class Scheduler:
                 reason = slot.cancel_reason or "executor ended before the run started"
                 await book.conclude(slot, RunStatus.CANCELLED, reason)
                 self.outstanding.value -= 1
+                self.waiting.value -= 1

@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ import trio
 from palaestrio import messages
 from palaestrio.curve import CurveServer
 from palaestrio.errors import single_error
+from palaestrio.executor.governors import Governor, GovernorPool, Spawn
 from palaestrio.executor.launch import Child, ChildExit, Launcher
 from palaestrio.executor.options import ExecutorOptions
 from palaestrio.executor.runs import RunSlot
@@ -42,24 +42,19 @@ class RunContext:
     """What every run's supervision shares."""
 
     client: Client
-    endpoint: str
-    launcher: Launcher
     book: StatusBook
     options: ExecutorOptions
+    governors: GovernorPool
     on_cancelled: Callable[[], None]
     """Called when outside cancellation reaches a run (bounds the services' shield)."""
-    curve_server: CurveServer | None = None
-    """With it, each governor gets a CURVE key pair of its own, revoked when it ends."""
 
 
 async def supervise(slot: RunSlot, context: RunContext) -> None:
     """Runs one run to its end and records that end; never raises but Cancelled."""
-    governor_id = uuid.uuid4().hex[:12]
-    context.book.starting(slot, governor_id)
     exit_: ChildExit | None = None
     try:
         if not slot.scope.cancel_called:
-            exit_ = await _run_governor(slot, context, governor_id)
+            exit_ = await _run_governor(slot, context)
     except Exception as error:
         problem = single_error(error)
         log.error("run %s: supervision failed", slot.info.instance_uid, exc_info=problem)
@@ -80,20 +75,16 @@ def governor_environment() -> dict[str, str]:
     return env
 
 
-def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[str]:
-    options = context.options
-    return [
+def governor_argv(endpoint: str, options: ExecutorOptions, governor: Governor) -> list[str]:
+    """A warm governor (no run yet) learns its run from the start request."""
+    argv = [
         sys.executable,
         "-m",
         "palaestrio.governor",
         "--broker",
-        context.endpoint,
+        endpoint,
         "--governor-id",
-        governor_id,
-        "--instance",
-        slot.info.instance_uid,
-        "--run-uid",
-        slot.info.experiment_run.uid,
+        governor.governor_id,
         "--heartbeat-interval",
         str(options.heartbeat_interval),
         "--heartbeat-liveness",
@@ -101,45 +92,94 @@ def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[
         "--log-level",
         options.governor_log_level,
     ]
+    if governor.run_uid is not None:
+        argv += ["--run-uid", governor.run_uid]
+    return argv
 
 
-async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) -> ChildExit:
-    argv = governor_argv(context, slot, governor_id)
-    keys = context.curve_server.admit() if context.curve_server is not None else None
-    # Shielded from outside cancellation: the governor gets the graceful way first,
-    # then this scope is cancelled and the launcher's kill path runs.
-    kill_scope = trio.CancelScope(shield=True)
-    exits: list[ChildExit] = []
+def governor_spawner(
+    launcher: Launcher,
+    endpoint: str,
+    options: ExecutorOptions,
+    curve_server: CurveServer | None = None,
+) -> Spawn:
+    """How `GovernorPool` launches a governor: with `launcher`, for the broker at
+    `endpoint`; with `curve_server`, a CURVE key pair of its own, revoked when it ends."""
 
-    async def launch(task_status: trio.TaskStatus[Child]) -> None:
-        with kill_scope:
-            exit_ = await context.launcher.run(
-                argv,
-                name=slot.info.experiment_run.uid,
+    async def spawn(governor: Governor, task_status: trio.TaskStatus[Child]) -> ChildExit:
+        keys = curve_server.admit() if curve_server is not None else None
+        try:
+            return await launcher.run(
+                governor_argv(endpoint, options, governor),
+                name=governor.run_uid or "",
                 env=keys.environment() if keys is not None else None,
-                on_output_line=GovernorLines(slot.info.experiment_run.uid),
+                on_output_line=governor.output,
                 task_status=task_status,
             )
-            exits.append(exit_)  # the launcher may add the engine's reason to child.exit
+        finally:
+            if keys is not None and curve_server is not None:
+                curve_server.revoke(keys)
 
+    return spawn
+
+
+async def _run_governor(slot: RunSlot, context: RunContext) -> ChildExit:
+    run_uid = slot.info.experiment_run.uid
+    governor = await context.governors.take(run_uid)
+    exit_, started = await _govern(slot, context, governor)
+    if started or not governor.warm or not _died_before_its_run(slot):
+        return exit_
+    # It never learnt its run: nothing ran, nothing was stored. A fresh one runs it.
+    log.warning(
+        "run %s: a governor started ahead died before the run began (%s); starting another",
+        slot.info.instance_uid,
+        exit_.describe(),
+    )
+    slot.child, slot.info.reason = None, None
+    slot.scope = trio.CancelScope()  # not cancelled (no cancel_reason), and used up
+    governor = await context.governors.take(run_uid)
+    return (await _govern(slot, context, governor))[0]
+
+
+def _died_before_its_run(slot: RunSlot) -> bool:
+    child = slot.child
+    return (
+        child is not None
+        and child.exited.is_set()
+        and slot.report is None
+        and slot.cancel_reason is None
+        and not slot.lost.is_set()
+    )
+
+
+async def _govern(slot: RunSlot, context: RunContext, governor: Governor) -> tuple[ChildExit, bool]:
+    """Supervises `governor` running the run; its exit, and whether the run started."""
+    started = False
     try:
-        async with trio.open_nursery() as nursery:
-            child: Child = await nursery.start(launch)
-            try:
-                await _supervise_child(slot, context, child, governor_id)
-            finally:
-                kill_scope.cancel()  # a no-op once the governor has exited
+        if governor.child is None:  # the launcher could not start it
+            assert governor.error is not None
+            raise governor.error
+        governor.output.target = GovernorLines(slot.info.experiment_run.uid)
+        context.book.starting(slot, governor.governor_id)
+        started = await _supervise_child(slot, context, governor.child, governor.governor_id)
     finally:
-        if keys is not None and context.curve_server is not None:
-            context.curve_server.revoke(keys)
-    assert child.exit is not None
-    return exits[0] if exits else child.exit
+        # Shielded from outside cancellation until here: the governor got the
+        # graceful way first; now the launcher's kill path (a no-op once it exited).
+        governor.stop()
+        with trio.CancelScope(shield=True):
+            await governor.ended.wait()
+    if governor.error is not None:
+        raise governor.error
+    exit_ = governor.exit or governor.child.exit
+    assert exit_ is not None
+    return exit_, started
 
 
 async def _supervise_child(
     slot: RunSlot, context: RunContext, child: Child, governor_id: str
-) -> None:
-    """Starts the governor and waits for its end; stops it gracefully when cancelled."""
+) -> bool:
+    """Starts the governor and waits for its end; stops it gracefully when cancelled.
+    Whether the governor accepted the run."""
     slot.child = child
     slot.info.pid = child.pid
     started = False
@@ -167,6 +207,7 @@ async def _supervise_child(
                 request = messages.ExperimentRunShutdownRequest(slot.info.instance_uid, reason)
                 await _ask(context.client, slot, child, governor_id, request)
                 await child.exited.wait()
+    return started
 
 
 async def _gone(slot: RunSlot, child: Child) -> None:
