@@ -187,48 +187,64 @@ class Executor:
 
     @asynccontextmanager
     async def _supervision(self) -> AsyncIterator[Executor]:
-        async with open_services(
-            store_uri=self.store_uri,
-            broker_uri=self.broker_uri,
-            executor_id=self.executor_id,
-            options=self.options,
-            on_governor_event=self._on_governor_event,
-            curve_server=self.curve_server,
-            insecure=self.insecure,
-            on_worker_expired=self._on_worker_expired,
-        ) as services:
-            self._services = services
-            book = self._book = StatusBook(services.client, self.on_update)
-            if self.handle_signals and can_watch_signals():
-                await services.start(partial(watch_signals, self._on_signal, self._kill_all))
-            spawn = governor_spawner(
-                self.launcher, services.endpoint, self.options, self.curve_server
-            )
-            warm = getattr(self.launcher, "warm_start", False)
-            governors = GovernorPool(
-                spawn,
-                spares=self.options.warm_governors if warm else 0,
-                waiting=self._scheduler.waiting,
-                on_line=GovernorLines("governor started ahead"),
-            )
-            context = RunContext(
-                services.client, book, self.options, governors, on_cancelled=self._bound_services
-            )
+        # Governors (in their pool's nursery, out here) start as soon as the broker is
+        # bound: their imports overlap the store's opening.
+        async with trio.open_nursery() as outer:
+            governors: GovernorPool | None = None
+
+            async def start_governors(endpoint: str) -> None:
+                nonlocal governors
+                warm = getattr(self.launcher, "warm_start", False)
+                governors = GovernorPool(
+                    governor_spawner(self.launcher, endpoint, self.options, self.curve_server),
+                    spares=self.options.warm_governors if warm else 0,
+                    waiting=self._scheduler.waiting,
+                    on_line=GovernorLines("governor started ahead"),
+                )
+                await outer.start(governors.serve)
+
             try:
-                async with trio.open_nursery() as runs:
-                    self._runs_scope = runs.cancel_scope
-                    if self._scheduler.closed_because is not None:
-                        runs.cancel_scope.cancel()  # shut down while the services started
-                    await runs.start(governors.serve)
-                    runs.start_soon(self._schedule, book, context)
-                    if self._state is ExecutorState.INITIALIZED:
-                        self._state = ExecutorState.RUNNING
-                    yield self
-                    await self._scheduler.close_when_idle()
+                async with open_services(
+                    store_uri=self.store_uri,
+                    broker_uri=self.broker_uri,
+                    executor_id=self.executor_id,
+                    options=self.options,
+                    on_governor_event=self._on_governor_event,
+                    curve_server=self.curve_server,
+                    insecure=self.insecure,
+                    on_worker_expired=self._on_worker_expired,
+                    on_broker_ready=start_governors,
+                ) as services:
+                    assert governors is not None
+                    async with self._runs(services, governors):
+                        yield self
             finally:
-                self._scheduler.close("the executor has ended")
-                with trio.move_on_after(self.options.finalize_grace, shield=True):
-                    await self._scheduler.conclude_unstarted(book, self._slots)
+                if governors is not None:
+                    governors.close()
+
+    @asynccontextmanager
+    async def _runs(self, services: Services, governors: GovernorPool) -> AsyncIterator[None]:
+        self._services = services
+        book = self._book = StatusBook(services.client, self.on_update)
+        if self.handle_signals and can_watch_signals():
+            await services.start(partial(watch_signals, self._on_signal, self._kill_all))
+        context = RunContext(
+            services.client, book, self.options, governors, on_cancelled=self._bound_services
+        )
+        try:
+            async with trio.open_nursery() as runs:
+                self._runs_scope = runs.cancel_scope
+                if self._scheduler.closed_because is not None:
+                    runs.cancel_scope.cancel()  # shut down while the services started
+                runs.start_soon(self._schedule, book, context)
+                if self._state is ExecutorState.INITIALIZED:
+                    self._state = ExecutorState.RUNNING
+                yield
+                await self._scheduler.close_when_idle()
+        finally:
+            self._scheduler.close("the executor has ended")
+            with trio.move_on_after(self.options.finalize_grace, shield=True):
+                await self._scheduler.conclude_unstarted(book, self._slots)
 
     async def _schedule(self, book: StatusBook, context: RunContext) -> None:
         try:

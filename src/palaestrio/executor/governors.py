@@ -118,6 +118,7 @@ class GovernorPool:
                     await self._closed.wait()
                     helpers.cancel_scope.cancel()
             finally:
+                self._closed.set()
                 self._send.close()
                 for governor in [*self._ready, *self._queue_contents()]:
                     self._abandon(governor)
@@ -130,6 +131,7 @@ class GovernorPool:
         """The oldest warm governor alive, or one launched now; started (or with the
         launcher's error)."""
         if self._closed.is_set():
+            await trio.lowlevel.checkpoint()  # cancelled, as the executor is, most likely
             raise ExecutorError("the executor is stopping")
         while self._ready and self._ready[0].dead:
             self._ready.popleft()
