@@ -67,11 +67,12 @@ def slurm(session: nox.Session) -> None:
 
 @nox.session
 def tests_harl(session: nox.Session) -> None:
-    """hARL's SAC through the adapters against palaestrAI's own numbers. Installs torch
-    (palaestrai-agents' dependency, several GiB from PyPI with its CUDA libraries), so
-    it is not part of CI; installing a CPU build of torch into the session's venv first
-    (`nox -s tests_harl --install-only` makes it) saves most of that."""
+    """hARL's SAC through the adapters against palaestrAI's own numbers. torch 2.13.0 is
+    asked for by exact version first: pip takes this machine's CPU build from its wheel
+    directory, where a range would let palaestrai-agents pull a CUDA build of several
+    GiB from PyPI."""
     session.install("-e", ".[test,palaestrai]")
+    session.install("torch==2.13.0")
     session.install("palaestrai-agents==3.6.2", "palaestrai-environments==3.5.5")
     session.run("pytest", "tests/test_harl_sac.py", *session.posargs)
 

@@ -20,6 +20,7 @@ __all__ = [
     "DummyEnvironment",
     "DummyMuscle",
     "DummyObjective",
+    "LegacyBrain",
     "SeeingBrain",
     "SeeingEnvironment",
     "SeeingMuscle",
@@ -120,3 +121,15 @@ class AsyncEnvironment(DummyEnvironment):  # type: ignore[misc]
         await asyncio.sleep(0.001)
         AsyncEnvironment.updates += 1
         return super().update(actuators)
+
+
+class LegacyBrain(DummyBrain):  # type: ignore[misc]
+    """palaestrAI's older brain constructor, which palaestrAI still serves by retrying
+    with seed, sensors and actuators after `cls(**params)` raised TypeError."""
+
+    made: ClassVar[list[tuple[int, list[str], list[str]]]] = []
+
+    def __init__(self, seed: int, sensors: list[Any], actuators: list[Any], **params: Any):
+        super().__init__(**params)
+        uids = [sensor.uid for sensor in sensors], [actuator.uid for actuator in actuators]
+        LegacyBrain.made.append((seed, *uids))

@@ -305,11 +305,38 @@ def test_empty_replay_and_load_as_arsenai_writes_them() -> None:
     assert second.load is None
 
 
+def test_load_with_palaestrai_replay_selectors() -> None:
+    """palaestrAI 3.5's schema allows these in `load:`; its agents load the brain named
+    by agent, experiment_run and phase alone, and so does palaestrio."""
+    document = base()
+    phase(document)["agents"][0]["load"] = {
+        "agent": "other",
+        "experiment_run": "earlier",
+        "phase": 0,
+        "instance": "abc",
+        "mode": "train",
+        "strict": True,
+        "repeat": 2,
+        "sensors": ["env.s1"],
+        "actuators": None,
+    }
+    run = load_experiment_run_text(yaml.safe_dump(document))
+    assert run.phases[0].agents[0].load == BrainLoad("other", "earlier", 0)
+
+
 @pytest.mark.parametrize(
     ("load", "message"),
     [
         ({"phase": -1}, "must be at least 0, found -1"),
-        ({"agents": "x"}, "unknown key 'agents'; expected one of: agent, experiment_run, phase"),
+        (
+            {"agents": "x"},
+            "unknown key 'agents'; expected one of: actuators, agent, experiment_run,"
+            " instance, mode, phase, repeat, sensors, strict",
+        ),
+        ({"strict": "yes"}, "expected true or false, found a string ('yes')"),
+        ({"repeat": 0}, "must be at least 1, found 0"),
+        ({"sensors": []}, "expected at least one entry, found an empty list"),
+        ({"actuators": ["a", "a"]}, "'actuators' names an id twice"),
         ("x", "expected a mapping, found a string ('x')"),
     ],
 )

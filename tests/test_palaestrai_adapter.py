@@ -97,6 +97,20 @@ async def test_palaestrai_dummies_run_in_process_through_the_adapters(tmp_path: 
     assert {a.terminated for a in actions} == {None}
 
 
+async def test_a_brain_with_palaestrais_older_constructor(tmp_path: Path) -> None:
+    """palaestrAI makes it in its retry, passing seed, sensors and actuators."""
+    palaestrai_renamed.LegacyBrain.made.clear()
+    text = RUN.replace("OBJECTIVE", "DummyObjective").replace(
+        "brain: {name: palaestrai_renamed:DummyBrain, params: {}}",
+        "brain: {name: palaestrai_renamed:LegacyBrain, params: {}}",
+    )
+    summary = await run_in_process(load_experiment_run_text(text), ListSink(), data_path=tmp_path)
+    assert (summary.episodes, summary.steps) == (2, 20)
+    [(seed, sensors, actuators)] = palaestrai_renamed.LegacyBrain.made
+    assert isinstance(seed, int)
+    assert sensors == actuators == [f"env.{n}" for n in range(5)]
+
+
 def _palaestrio(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PALAESTRIO_")}
     env["PALAESTRIO_TEST_TAG"] = os.environ["PALAESTRIO_TEST_TAG"]

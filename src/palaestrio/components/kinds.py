@@ -9,7 +9,7 @@ from typing import Any
 from .agent import Brain, Muscle, Objective
 from .controllers import SimulationController
 from .environment import Environment, EnvironmentStateTransformer, Reward
-from .palaestrai import palaestrai_kind
+from .palaestrai import legacy_brain, palaestrai_kind
 from .termination import TerminationCondition
 
 KINDS: dict[str, type[Any]] = {
@@ -54,6 +54,8 @@ def binding_problem(cls: type[Any], params: dict[str, Any], given: dict[str, Any
     try:
         signature.bind(**given, **params)
     except TypeError as error:
+        if not given and palaestrai_kind(cls) == "brain" and legacy_brain(cls, params):
+            return None  # palaestrAI's retry with seed, sensors and actuators binds
         shown = ", ".join(
             str(parameter.replace(annotation=parameter.empty))
             for parameter in signature.parameters.values()

@@ -24,7 +24,7 @@ import msgspec
 from ..components.agent import Mode
 from ..components.kinds import environment_arguments
 from ..components.names import import_class
-from ..components.palaestrai import is_adapter, palaestrai_kind
+from ..components.palaestrai import is_adapter, legacy_brain, palaestrai_kind, wrap_legacy_brain
 from ..components.palaestrai import wrap as wrap_palaestrai
 from ..components.termination import PhaseProgress, TerminationCondition
 from ..records import NullSink, PhaseEnded, PhaseStarted, RecordSink
@@ -151,6 +151,8 @@ class _PhaseRun:
                 given = environment_arguments(cls, given["uid"], seed)
                 if kind is not None:  # palaestrAI always passes one
                     given["broker_uri"] = None
+            if kind == "brain" and legacy_brain(cls, spec.params):
+                return wrap_legacy_brain(cls, spec.params, name)
             component = cls(**given, **spec.params)
             return component if kind is None else wrap_palaestrai(component, kind, name)
         except Exception as error:

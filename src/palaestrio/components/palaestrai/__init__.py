@@ -10,6 +10,7 @@ simulation times and palaestrAI's pandas `Memory`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 EXTRA_HINT = "pip install 'palaestrio[palaestrai]'"
@@ -36,6 +37,43 @@ def palaestrai_kind(cls: type[Any]) -> str | None:
         if kind is not None:
             return kind
     return None
+
+
+LEGACY_BRAIN_ARGUMENTS = ("seed", "sensors", "actuators")
+"""What palaestrAI passes a brain's constructor when `cls(**params)` raised TypeError
+(older brains take them; palaestrAI calls that form deprecated but still makes it)."""
+
+
+def legacy_brain(cls: type[Any], params: dict[str, Any]) -> bool:
+    """Whether palaestrAI would make brain `cls` only in its retry: `cls(**params)`
+    does not bind, `cls(**params, seed=, sensors=, actuators=)` does."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return False
+    try:
+        signature.bind(**params)
+    except TypeError:
+        pass
+    else:
+        return False
+    legacy = {name: None for name in LEGACY_BRAIN_ARGUMENTS}
+    try:
+        signature.bind(**{**params, **legacy})
+    except TypeError:
+        return False
+    return True
+
+
+def wrap_legacy_brain(cls: type[Any], params: dict[str, Any], name: str) -> Any:
+    """A palaestrio brain running palaestrAI's brain `cls(**params, seed=, sensors=,
+    actuators=)`, made once its sensors and actuators are known."""
+    from . import agent
+
+    def make(**legacy: Any) -> Any:
+        return cls(**params, **legacy)
+
+    return agent.BrainAdapter(None, name, make=make)
 
 
 def is_adapter(component: object) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -90,8 +91,11 @@ class _BrainMemory(Memory):
 
 
 class BrainAdapter(Brain):
-    def __init__(self, inner: Any, name: str) -> None:
+    def __init__(self, inner: Any, name: str, make: Callable[..., Any] | None = None) -> None:
+        """`inner` is the palaestrAI brain, or None when `make(seed=, sensors=,
+        actuators=)` makes it (a brain with palaestrAI's older constructor)."""
         self.inner = inner
+        self.make = make
         self.name = name
         self.isolated = Isolated()
         self.last_done: dict[str, bool] = {}
@@ -99,11 +103,17 @@ class BrainAdapter(Brain):
 
     def _prepare(self) -> None:
         """What palaestrAI sets before loading a dump and `setup()`."""
+        sensors = convert.to_palaestrai_sensors(self.sensors)
+        actuators = convert.to_palaestrai_actuators(self.actuators)
+        if self.inner is None:
+            assert self.make is not None
+            with self.isolated:
+                self.inner = self.make(seed=self.seed, sensors=sensors, actuators=actuators)
         inner = self.inner
         inner._seed = self.seed
         inner._name = self.name
-        inner.sensors = convert.to_palaestrai_sensors(self.sensors)
-        inner.actuators = convert.to_palaestrai_actuators(self.actuators)
+        inner.sensors = sensors
+        inner.actuators = actuators
         inner.mode = PMode[self.mode.name]
         inner._dumpers = [] if self.dumper is None else [self.dumper]
 
