@@ -31,6 +31,8 @@ from pathlib import Path
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TIMEOUT = 900.0
 """Seconds any one command may take before it is killed and reported as a timeout."""
+TRIVIAL_RATIO_TARGET = 60.0
+"""palaestrAI's wall time over palaestrio's for the trivial run (issue 15)."""
 
 
 # -- experiment files (the same text for both sides) ------------------------------------
@@ -472,6 +474,14 @@ def main() -> None:
         f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
     )
     print(table(rows, [side.name for side in sides]))
+    ours, theirs = (rows["trivial"].median(side.name) for side in (sides[0], sides[-1]))
+    if len(sides) == 2 and ours and theirs:
+        ratio = theirs / ours
+        result = "met" if ratio >= TRIVIAL_RATIO_TARGET else "MISSED"
+        print(
+            f"trivial run, whole command: palaestrio {ratio:.1f}x faster "
+            f"(target >= {TRIVIAL_RATIO_TARGET:g}x): {result}"
+        )
     if args.json:
         args.json.write_text(json.dumps({key: rows[key].values for key in KEYS}, indent=2) + "\n")
 

@@ -14,14 +14,14 @@ kill of the launcher still applies.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
+import functools
 import os
 import signal
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -33,19 +33,29 @@ KILL_PASSES = 20
 """How often `kill_tree` walks again for processes forked while it was killing."""
 
 
-def _prctl(option: int, value: int | ctypes.c_int) -> int:
+@functools.cache
+def _libc() -> Any:
+    """The C library this interpreter is linked with (``CDLL(None)``: its own symbols;
+    `ctypes.util.find_library` would fork ``ldconfig -p`` on every call)."""
+    import ctypes  # only here: a tenth of the imports a governor needs otherwise
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, value: int) -> int:
     if not sys.platform.startswith("linux"):
         return -1
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return int(libc.prctl(option, value, 0, 0, 0))
+    return int(_libc().prctl(option, value, 0, 0, 0))
 
 
 def set_child_subreaper(on: bool = True) -> bool:
     """Makes this process adopt its orphaned descendants; returns the previous value."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
     previous = ctypes.c_int(0)
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0)
+    _libc().prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0)
     _prctl(_PR_SET_CHILD_SUBREAPER, int(on))
     return bool(previous.value)
 

@@ -29,6 +29,8 @@ from palaestrio import messages
 from palaestrio.curve import CurveServer, is_loopback, is_tcp, routable_bind
 from palaestrio.errors import collapsed_groups
 from palaestrio.executor.errors import ExecutorError, ExecutorInterrupted, UnknownRunError
+from palaestrio.executor.governor_output import GovernorLines
+from palaestrio.executor.governors import GovernorPool
 from palaestrio.executor.launch import Launcher, LocalLauncher
 from palaestrio.executor.options import ExecutorOptions
 from palaestrio.executor.runs import ExecutorState, ExperimentRunRuntimeInformation, RunSlot
@@ -36,7 +38,12 @@ from palaestrio.executor.scheduler import Scheduler
 from palaestrio.executor.services import Services, open_services
 from palaestrio.executor.signals import can_watch_signals, watch_signals
 from palaestrio.executor.statuses import StatusBook, UpdateCallback
-from palaestrio.executor.supervisor import RunContext, governor_environment, supervise
+from palaestrio.executor.supervisor import (
+    RunContext,
+    governor_environment,
+    governor_spawner,
+    supervise,
+)
 from palaestrio.experiment.model import ExperimentRun
 from palaestrio.store.run_logs import run_log_dir
 
@@ -183,49 +190,78 @@ class Executor:
 
     @asynccontextmanager
     async def _supervision(self) -> AsyncIterator[Executor]:
-        async with open_services(
-            store_uri=self.store_uri,
-            broker_uri=self.broker_uri,
-            executor_id=self.executor_id,
-            options=self.options,
-            on_governor_event=self._on_governor_event,
-            on_store_failure=self._on_store_failure,
-            store_env=governor_environment(),
-            curve_server=self.curve_server,
-            insecure=self.insecure,
-            on_worker_expired=self._on_worker_expired,
-        ) as services:
-            self._services = services
-            book = self._book = StatusBook(services.client, self.on_update)
-            book.store_failure = self._store_failure
-            if self.handle_signals and can_watch_signals():
-                await services.start(partial(watch_signals, self._on_signal, self._kill_all))
-            context = RunContext(
-                services.client,
-                services.endpoint,
-                self.launcher,
-                book,
-                self.options,
-                on_cancelled=self._bound_services,
-                curve_server=self.curve_server,
-                run_log_dir=run_log_dir(self.store_uri, self.options.run_log_dir),
-            )
+        # Governors (in their pool's nursery, out here) start as soon as the broker is
+        # bound: their imports overlap the store's opening.
+        async with trio.open_nursery() as outer:
+            governors: GovernorPool | None = None
+
+            async def start_governors(endpoint: str) -> None:
+                nonlocal governors
+                warm = getattr(self.launcher, "warm_start", False)
+                governors = GovernorPool(
+                    governor_spawner(self.launcher, endpoint, self.options, self.curve_server),
+                    spares=self.options.warm_governors if warm else 0,
+                    waiting=self._scheduler.waiting,
+                    on_line=GovernorLines("governor started ahead"),
+                )
+                await outer.start(governors.serve)
+
             try:
-                async with trio.open_nursery() as runs:
-                    self._runs_scope = runs.cancel_scope
-                    if self._scheduler.closed_because is not None:
-                        runs.cancel_scope.cancel()  # shut down while the services started
-                    runs.start_soon(
-                        self._scheduler.run, book, partial(supervise, context=context), self._retry
-                    )
-                    if self._state is ExecutorState.INITIALIZED:
-                        self._state = ExecutorState.RUNNING
-                    yield self
-                    await self._scheduler.close_when_idle()
+                async with open_services(
+                    store_uri=self.store_uri,
+                    broker_uri=self.broker_uri,
+                    executor_id=self.executor_id,
+                    options=self.options,
+                    on_governor_event=self._on_governor_event,
+                    on_store_failure=self._on_store_failure,
+                    store_env=governor_environment(),
+                    curve_server=self.curve_server,
+                    insecure=self.insecure,
+                    on_worker_expired=self._on_worker_expired,
+                    on_broker_ready=start_governors,
+                ) as services:
+                    assert governors is not None
+                    async with self._runs(services, governors):
+                        yield self
             finally:
-                self._scheduler.close("the executor has ended")
-                with trio.move_on_after(self.options.finalize_grace, shield=True):
-                    await self._scheduler.conclude_unstarted(book, self._slots)
+                if governors is not None:
+                    governors.close()
+
+    @asynccontextmanager
+    async def _runs(self, services: Services, governors: GovernorPool) -> AsyncIterator[None]:
+        self._services = services
+        book = self._book = StatusBook(services.client, self.on_update)
+        book.store_failure = self._store_failure
+        if self.handle_signals and can_watch_signals():
+            await services.start(partial(watch_signals, self._on_signal, self._kill_all))
+        context = RunContext(
+            services.client,
+            book,
+            self.options,
+            governors,
+            on_cancelled=self._bound_services,
+            run_log_dir=run_log_dir(self.store_uri, self.options.run_log_dir),
+        )
+        try:
+            async with trio.open_nursery() as runs:
+                self._runs_scope = runs.cancel_scope
+                if self._scheduler.closed_because is not None:
+                    runs.cancel_scope.cancel()  # shut down while the services started
+                runs.start_soon(self._schedule, book, context)
+                if self._state is ExecutorState.INITIALIZED:
+                    self._state = ExecutorState.RUNNING
+                yield
+                await self._scheduler.close_when_idle()
+        finally:
+            self._scheduler.close("the executor has ended")
+            with trio.move_on_after(self.options.finalize_grace, shield=True):
+                await self._scheduler.conclude_unstarted(book, self._slots)
+
+    async def _schedule(self, book: StatusBook, context: RunContext) -> None:
+        try:
+            await self._scheduler.run(book, partial(supervise, context=context), self._retry)
+        finally:
+            context.governors.close()  # every run has its governor, or never will
 
     def _retry(self, slot: RunSlot) -> tuple[RunSlot, float] | None:
         if self._state is not ExecutorState.RUNNING:

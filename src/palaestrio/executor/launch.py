@@ -153,6 +153,9 @@ class LocalLauncher:
 
     lifeline = True
     """Whether the child gets the lifeline pipe (a child on another machine cannot)."""
+    warm_start = True
+    """Whether governors may be started ahead of their runs (`ExecutorOptions.warm_governors`);
+    a launcher that places each child for a named run (a Slurm step) says no."""
 
     def __init__(self, *, term_grace: float = 1.0, env: Mapping[str, str] | None = None) -> None:
         self.term_grace = term_grace

@@ -44,6 +44,10 @@ class ExecutorOptions:
     """How often the store process may be restarted (it crashed) within
     `store_restart_seconds` before the executor gives up on it."""
     store_restart_seconds: float = 60.0
+    warm_governors: int = 2
+    """RunGovernors started ahead, while earlier runs execute, for runs waiting for a
+    slot (at most as many as wait); 0: each starts with its run. Only with a launcher
+    that allows it (`warm_start`: the local one)."""
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.run_log_max_bytes < 0:
@@ -62,6 +66,8 @@ class ExecutorOptions:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        if self.warm_governors < 0:
+            raise ValueError(f"warm_governors must not be negative, not {self.warm_governors}")
         if self.heartbeat_interval <= 0 or self.heartbeat_liveness < 1:
             raise ValueError("heartbeats need an interval > 0 and a liveness >= 1")
 

@@ -35,12 +35,15 @@ class Scheduler:
         self._intake, self._queue = trio.open_memory_channel[RunSlot](math.inf)
         self.outstanding = trio_util.AsyncValue(0)
         """Runs scheduled and not yet ended."""
+        self.waiting = trio_util.AsyncValue(0)
+        """Runs scheduled and not yet started (governors are started ahead for them)."""
         self.closed_because: str | None = None
 
     def add(self, slot: RunSlot) -> None:
         if self.closed_because is not None:
             raise ExecutorError(f"cannot schedule runs: {self.closed_because}")
         self.outstanding.value += 1
+        self.waiting.value += 1
         self._intake.send_nowait(slot)
 
     def close(self, because: str) -> None:
@@ -71,12 +74,14 @@ class Scheduler:
 
         async def start_one(slot: RunSlot) -> None:
             next_attempt = None
+            self.waiting.value -= 1
             try:
                 await supervise(slot)
                 if self.closed_because is None:
                     next_attempt = retry(slot)
                     if next_attempt is not None:
                         self.outstanding.value += 1
+                        self.waiting.value += 1
             finally:
                 free.release()
                 self.outstanding.value -= 1
@@ -105,3 +110,4 @@ class Scheduler:
                 reason = slot.cancel_reason or "executor ended before the run started"
                 await book.conclude(slot, RunStatus.CANCELLED, reason)
                 self.outstanding.value -= 1
+                self.waiting.value -= 1

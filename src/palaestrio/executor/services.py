@@ -67,7 +67,10 @@ async def open_services(
     curve_server: CurveServer | None = None,
     insecure: bool = False,
     on_worker_expired: Callable[[bytes], None] | None = None,
+    on_broker_ready: Callable[[str], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Services]:
+    """`on_broker_ready(endpoint)`: awaited once the broker is bound, before the store
+    opens (RunGovernors start importing meanwhile)."""
     interval, liveness = options.heartbeat_interval, options.heartbeat_liveness
     shield = BoundedShield()
     async with trio.open_nursery() as outer:
@@ -89,6 +92,8 @@ async def open_services(
                 )
                 if curve_server is not None:  # this process's own sockets use CURVE too
                     stack.enter_context(curve.registered(endpoint, curve_server.admit()))
+                if on_broker_ready is not None:
+                    await on_broker_ready(endpoint)
                 # The store opens (an embedded SQLite file is created) before any run
                 # starts: a bad URI or an unreachable database fails here, clearly.
                 store = StoreSupervisor(

@@ -44,6 +44,7 @@ class SlurmStepLauncher(LocalLauncher):
     """Places each governor as an ``srun`` job step; see the module's docstring."""
 
     lifeline = False
+    warm_start = False  # each step is named after its run, and holds CPUs of the allocation
     remote = True
     """The broker must be reachable from other machines (TCP with CURVE)."""
 

@@ -13,10 +13,8 @@ after ``term_grace``, the whole process tree).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from palaestrio import messages
 from palaestrio.curve import CurveServer
 from palaestrio.errors import single_error
 from palaestrio.executor.governor_output import GovernorLines, RunLog
+from palaestrio.executor.governors import Governor, GovernorPool, Spawn
 from palaestrio.executor.launch import Child, ChildExit, Launcher
 from palaestrio.executor.options import ExecutorOptions
 from palaestrio.executor.runs import RunSlot
@@ -37,6 +36,7 @@ from palaestrio.status import RunStatus
 from palaestrio.store.run_logs import LOG_SUFFIX
 
 log = logging.getLogger("palaestrio.executor")
+governor_log = logging.getLogger("palaestrio.governor")
 
 
 @dataclass(frozen=True)
@@ -44,26 +44,21 @@ class RunContext:
     """What every run's supervision shares."""
 
     client: Client
-    endpoint: str
-    launcher: Launcher
     book: StatusBook
     options: ExecutorOptions
+    governors: GovernorPool
     on_cancelled: Callable[[], None]
     """Called when outside cancellation reaches a run (bounds the services' shield)."""
-    curve_server: CurveServer | None = None
-    """With it, each governor gets a CURVE key pair of its own, revoked when it ends."""
     run_log_dir: Path | None = None
     """Where each run's whole governor output goes (`palaestrio.store.run_logs`)."""
 
 
 async def supervise(slot: RunSlot, context: RunContext) -> None:
     """Runs one run to its end and records that end; never raises but Cancelled."""
-    governor_id = uuid.uuid4().hex[:12]
-    context.book.starting(slot, governor_id)
     exit_: ChildExit | None = None
     try:
         if not slot.scope.cancel_called:
-            exit_ = await _run_governor(slot, context, governor_id)
+            exit_ = await _run_governor(slot, context)
     except Exception as error:
         problem = single_error(error)
         log.error("run %s: supervision failed", slot.info.instance_uid, exc_info=problem)
@@ -84,20 +79,16 @@ def governor_environment() -> dict[str, str]:
     return env
 
 
-def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[str]:
-    options = context.options
-    return [
+def governor_argv(endpoint: str, options: ExecutorOptions, governor: Governor) -> list[str]:
+    """A warm governor (no run yet) learns its run from the start request."""
+    argv = [
         sys.executable,
         "-m",
         "palaestrio.governor",
         "--broker",
-        context.endpoint,
+        endpoint,
         "--governor-id",
-        governor_id,
-        "--instance",
-        slot.info.instance_uid,
-        "--run-uid",
-        slot.info.experiment_run.uid,
+        governor.governor_id,
         "--heartbeat-interval",
         str(options.heartbeat_interval),
         "--heartbeat-liveness",
@@ -105,55 +96,53 @@ def governor_argv(context: RunContext, slot: RunSlot, governor_id: str) -> list[
         "--log-level",
         options.governor_log_level,
     ]
+    if governor.run_uid is not None:
+        argv += ["--run-uid", governor.run_uid]
+    return argv
 
 
-async def _run_governor(slot: RunSlot, context: RunContext, governor_id: str) -> ChildExit:
-    argv = governor_argv(context, slot, governor_id)
-    keys = context.curve_server.admit() if context.curve_server is not None else None
-    # Shielded from outside cancellation once the governor runs: it gets the graceful
-    # way first, then this scope is cancelled and the launcher's kill path runs.
-    kill_scope = trio.CancelScope()
-    exits: list[ChildExit] = []
+def governor_spawner(
+    launcher: Launcher,
+    endpoint: str,
+    options: ExecutorOptions,
+    curve_server: CurveServer | None = None,
+) -> Spawn:
+    """How `GovernorPool` launches a governor: with `launcher`, for the broker at
+    `endpoint`; with `curve_server`, a CURVE key pair of its own, revoked when it ends."""
 
-    async def launch(task_status: trio.TaskStatus[Child]) -> None:
-        with kill_scope:
-            exit_ = await context.launcher.run(
-                argv,
-                name=slot.info.experiment_run.uid,
+    async def spawn(governor: Governor, task_status: trio.TaskStatus[Child]) -> ChildExit:
+        keys = curve_server.admit() if curve_server is not None else None
+        try:
+            return await launcher.run(
+                governor_argv(endpoint, options, governor),
+                name=governor.run_uid or "",
                 env=keys.environment() if keys is not None else None,
-                on_output_line=GovernorLines(slot.info.experiment_run.uid, _run_log(slot, context)),
-                task_status=_ShieldedOnceStarted(task_status, kill_scope),
+                on_output_line=governor.output,
+                task_status=task_status,
             )
-            exits.append(exit_)  # the launcher may add the engine's reason to child.exit
+        finally:
+            if keys is not None and curve_server is not None:
+                curve_server.revoke(keys)
 
-    try:
-        async with trio.open_nursery() as nursery:
-            child: Child = await nursery.start(launch)
-            try:
-                await _supervise_child(slot, context, child, governor_id)
-            finally:
-                kill_scope.cancel()  # a no-op once the governor has exited
-    finally:
-        if keys is not None and context.curve_server is not None:
-            context.curve_server.revoke(keys)
-    assert child.exit is not None
-    return exits[0] if exits else child.exit
+    return spawn
 
 
-class _ShieldedOnceStarted(trio.TaskStatus[Child]):
-    """Hands the started child on, shielding the launch from outside cancellation from
-    then on. A launch cancelled before (trio's `start` then keeps the task and waits
-    for it) stays unshielded: the launcher's kill path runs at once."""
-
-    def __init__(self, status: trio.TaskStatus[Child], scope: trio.CancelScope) -> None:
-        self.status = status
-        self.scope = scope
-
-    def started(self, value: Child | None = None) -> None:
-        assert value is not None
-        if trio.current_effective_deadline() != -math.inf:
-            self.scope.shield = True
-        self.status.started(value)
+async def _run_governor(slot: RunSlot, context: RunContext) -> ChildExit:
+    run_uid = slot.info.experiment_run.uid
+    governor = await context.governors.take(run_uid)
+    exit_, started = await _govern(slot, context, governor)
+    if started or not governor.warm or not _died_before_its_run(slot):
+        return exit_
+    # It never learnt its run: nothing ran, nothing was stored. A fresh one runs it.
+    log.warning(
+        "run %s: a governor started ahead died before the run began (%s); starting another",
+        slot.info.instance_uid,
+        exit_.describe(),
+    )
+    slot.child, slot.info.reason = None, None
+    slot.scope = trio.CancelScope()  # not cancelled (no cancel_reason), and used up
+    governor = await context.governors.take(run_uid)
+    return (await _govern(slot, context, governor))[0]
 
 
 def _run_log(slot: RunSlot, context: RunContext) -> RunLog | None:
@@ -163,10 +152,47 @@ def _run_log(slot: RunSlot, context: RunContext) -> RunLog | None:
     return RunLog(path, context.options.run_log_max_bytes)
 
 
+def _died_before_its_run(slot: RunSlot) -> bool:
+    child = slot.child
+    return (
+        child is not None
+        and child.exited.is_set()
+        and slot.report is None
+        and slot.cancel_reason is None
+        and not slot.lost.is_set()
+    )
+
+
+async def _govern(slot: RunSlot, context: RunContext, governor: Governor) -> tuple[ChildExit, bool]:
+    """Supervises `governor` running the run; its exit, and whether the run started."""
+    started = False
+    try:
+        if governor.child is None:  # the launcher could not start it
+            assert governor.error is not None
+            raise governor.error
+        governor.output.target = GovernorLines(
+            slot.info.experiment_run.uid, _run_log(slot, context)
+        )
+        context.book.starting(slot, governor.governor_id)
+        started = await _supervise_child(slot, context, governor.child, governor.governor_id)
+    finally:
+        # Shielded from outside cancellation until here: the governor got the
+        # graceful way first; now the launcher's kill path (a no-op once it exited).
+        governor.stop()
+        with trio.CancelScope(shield=True):
+            await governor.ended.wait()
+    if governor.error is not None:
+        raise governor.error
+    exit_ = governor.exit or governor.child.exit
+    assert exit_ is not None
+    return exit_, started
+
+
 async def _supervise_child(
     slot: RunSlot, context: RunContext, child: Child, governor_id: str
-) -> None:
-    """Starts the governor and waits for its end; stops it gracefully when cancelled."""
+) -> bool:
+    """Starts the governor and waits for its end; stops it gracefully when cancelled.
+    Whether the governor accepted the run."""
     slot.child = child
     slot.info.pid = child.pid
     started = False
@@ -194,6 +220,7 @@ async def _supervise_child(
                 request = messages.ExperimentRunShutdownRequest(slot.info.instance_uid, reason)
                 await _ask(context.client, slot, child, governor_id, request)
                 await child.exited.wait()
+    return started
 
 
 async def _gone(slot: RunSlot, child: Child) -> None:

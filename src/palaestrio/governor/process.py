@@ -23,8 +23,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m palaestrio.governor")
     parser.add_argument("--broker", required=True)
     parser.add_argument("--governor-id", required=True)
-    parser.add_argument("--instance", required=True)
-    parser.add_argument("--run-uid", required=True)
+    # Without them, a governor started ahead of its run learns both from the start request.
+    parser.add_argument("--instance")
+    parser.add_argument("--run-uid")
     parser.add_argument("--heartbeat-interval", type=float, default=mdp.DEFAULT_HEARTBEAT_INTERVAL)
     parser.add_argument("--heartbeat-liveness", type=int, default=mdp.DEFAULT_HEARTBEAT_LIVENESS)
     parser.add_argument("--log-level", default="INFO")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     curve.register_from_environment(args.broker)
     lifeline.hold(os.environ.get(proctree.LIFELINE_VARIABLE))
     # The executor sets SPT_NOENV: the title then leaves /proc/PID/environ readable.
-    setproctitle.setproctitle(f"palaestrio[governor:{args.run_uid}]")
+    setproctitle.setproctitle(f"palaestrio[governor:{args.run_uid or 'ahead'}]")
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),

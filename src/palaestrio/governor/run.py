@@ -19,6 +19,7 @@ import signal
 from functools import partial
 
 import msgspec
+import setproctitle
 import trio
 
 from palaestrio import messages
@@ -42,8 +43,9 @@ PROGRESS_INTERVAL = 0.2
 class Inbox:
     """What the executor asked for: the MDP handler's side of the governor."""
 
-    def __init__(self, instance_uid: str) -> None:
+    def __init__(self, instance_uid: str | None) -> None:
         self.instance_uid = instance_uid
+        """None until the start request names it (a governor started ahead of its run)."""
         self.run: ExperimentRun | None = None
         self.decided = trio.Event()
         """Set by a start request, or by a shutdown before one."""
@@ -69,12 +71,14 @@ class Inbox:
     ) -> messages.ExperimentRunStartResponse:
         if self.decided.is_set():
             return messages.ExperimentRunStartResponse(False, "the run is already started")
-        if request.instance_uid != self.instance_uid:
+        if self.instance_uid not in (None, request.instance_uid):
             return messages.ExperimentRunStartResponse(
                 False,
                 f"this governor runs instance {self.instance_uid}, not {request.instance_uid}",
             )
+        self.instance_uid = request.instance_uid
         self.run = request.experiment_run
+        setproctitle.setproctitle(f"palaestrio[governor:{self.run.uid}]")
         self.decided.set()
         return messages.ExperimentRunStartResponse(True)
 
@@ -82,7 +86,7 @@ class Inbox:
 async def serve_run(
     broker: str,
     governor_id: str,
-    instance_uid: str,
+    instance_uid: str | None,
     *,
     heartbeat_interval: float,
     heartbeat_liveness: int,
@@ -102,8 +106,8 @@ async def serve_run(
         )
         nursery.start_soon(stop_at_time_limit, inbox)
         await inbox.decided.wait()
-        if inbox.run is not None:
-            report = await execute(client, instance_uid, inbox.run, inbox)
+        if inbox.run is not None and inbox.instance_uid is not None:
+            report = await execute(client, inbox.instance_uid, inbox.run, inbox)
             await client.request(messages.EXECUTOR_SERVICE, messages.encode(report))
             log.debug("reported %s to the executor", report.status)
         nursery.cancel_scope.cancel()

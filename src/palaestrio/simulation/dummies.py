@@ -21,6 +21,7 @@ from ..components.environment import (
     KnownIds,
 )
 from ..components.information import ActuatorInformation, RewardInformation, SensorInformation
+from ..components.spaces import Discrete
 
 if TYPE_CHECKING:
     from gymnasium import Space
@@ -49,20 +50,21 @@ class DummyEnvironment(Environment):
         self.max_iter = max_iter
         self.iter = 0
         self._random = random.Random(seed)
-        self._sensor_space: Space[Any] | None = None
-        self._actuator_space: Space[Any] | None = None
-        self._reward_space: Space[Any] | None = None
+        self._sensor_space: Space[Any] | Discrete | None = None
+        self._actuator_space: Space[Any] | Discrete | None = None
+        self._reward_space: Space[Any] | Discrete | None = None
         self._uids = [str(index) for index in range(SENSOR_COUNT)]
 
     def start_environment(self) -> EnvironmentBaseline:
         if self._reward_space is None:
-            from gymnasium.spaces import Box, Discrete
-
+            # palaestrio's gymnasium-free Discrete: a discrete run needs no gymnasium.
             self._reward_space = Discrete(self.max_iter + 1)
             if self.discrete:
                 self._sensor_space = Discrete(self.max_iter + 1)
                 self._actuator_space = Discrete(100)
             else:
+                from gymnasium.spaces import Box
+
                 self._sensor_space = Box(0, 2, shape=())
                 self._actuator_space = Box(0, 10, shape=())
         self.iter = 0
@@ -151,12 +153,10 @@ class DummyMuscle(Muscle):
         known = self._samplers.get(actuator.uid)
         if known is not None and (known[0] is space or known[0] == space):
             return known[1]
-        from gymnasium.spaces import Discrete
-
         if self._random is None:
             self._random = random.Random(self.seed)
         how: int | tuple[int, int] | Callable[[], Any]
-        if isinstance(space, Discrete):
+        if isinstance(space, Discrete) or _is_gymnasium_discrete(space):
             how = (int(space.n), int(space.start)) if space.start else int(space.n)
         elif space is None:
             how = _nothing
@@ -173,6 +173,14 @@ class DummyMuscle(Muscle):
 
 def _nothing() -> None:
     return None
+
+
+def _is_gymnasium_discrete(space: Any) -> bool:
+    if space is None:
+        return False
+    from gymnasium.spaces import Discrete as GymnasiumDiscrete  # a component's: imported
+
+    return isinstance(space, GymnasiumDiscrete)
 
 
 class DummyObjective(Objective):

@@ -18,6 +18,8 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from palaestrio.components.spaces import Discrete
+
 if TYPE_CHECKING:
     from gymnasium import Space
 
@@ -80,10 +82,12 @@ def _number(value: Any) -> float | int | None:
     return None
 
 
-def value_check(space: Space[Any] | None) -> ValueCheck:
+def value_check(space: Space[Any] | Discrete | None) -> ValueCheck:
     """A check for values of `space` (None: anything plain goes)."""
     if space is None:
         return to_plain
+    if isinstance(space, Discrete):  # palaestrio's own: no gymnasium needed
+        return _discrete_check(space.n, space.start, repr(space))
     from gymnasium import spaces
 
     if isinstance(space, spaces.Discrete):

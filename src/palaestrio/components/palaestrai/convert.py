@@ -1,7 +1,8 @@
 """Conversions between palaestrio's and palaestrAI's information objects and states.
 
-Spaces need none: palaestrAI's `Box`, `Discrete`, ... subclass gymnasium's, which is
-what palaestrio checks values against.
+Spaces need none but palaestrio's gymnasium-free `Discrete` (its dummies'), which
+palaestrAI's components get as gymnasium's; palaestrAI's `Box`, `Discrete`, ... subclass
+gymnasium's, which is what palaestrio checks values against.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from palaestrai.types import SimTime
 
 from ..environment import EnvironmentBaseline, EnvironmentState
 from ..information import ActuatorInformation, RewardInformation, SensorInformation
+from ..spaces import as_gymnasium
 
 _PLAIN = (int, float, bool, str, type(None))
 
@@ -28,15 +30,15 @@ def _copy(value: Any) -> Any:
 
 def to_palaestrai_sensors(sensors: list[Any]) -> list[Any]:
     """Fresh palaestrAI sensors (palaestrAI deep-copies readings for each muscle)."""
-    return [PSensor(_copy(s.value), s.space, s.uid) for s in sensors]
+    return [PSensor(_copy(s.value), as_gymnasium(s.space), s.uid) for s in sensors]
 
 
 def to_palaestrai_actuators(actuators: list[Any]) -> list[Any]:
-    return [PActuator(_copy(a.value), a.space, a.uid) for a in actuators]
+    return [PActuator(_copy(a.value), as_gymnasium(a.space), a.uid) for a in actuators]
 
 
 def to_palaestrai_rewards(rewards: list[Any]) -> list[Any]:
-    return [PReward(r.value, r.space, r.uid) for r in rewards]
+    return [PReward(r.value, as_gymnasium(r.space), r.uid) for r in rewards]
 
 
 def from_palaestrai_sensors(sensors: list[Any]) -> list[SensorInformation]:
