@@ -198,10 +198,10 @@ async def test_a_full_disk_ends_the_run_error_with_the_databases_message(small_f
     assert code == 1, err
     assert "database or disk is full" in err
     assert "the store failed" in err
-    [(uid, status, _)] = instances(db)
+    [(_, status, _)] = instances(db)
     # The store could not say so itself: the database keeps what it last could write.
     assert status == "running"
-    assert stored_rows(db, uid)[0] > 0
+    # Whether a batch fitted before the disk filled depends on batch sizes: not checked.
     assert "error" in out and "finished" not in out
 
 
