@@ -10,6 +10,7 @@ from pathlib import Path
 
 import trio
 
+from conftest import GUARD
 from executor_support import stored_rows, write_experiment
 from test_cli_process import PYTHON_M, environment, palaestrio, runs_in
 
@@ -103,8 +104,12 @@ async def test_after_the_executor_was_killed_resume_marks_its_runs_then_reruns_t
 ) -> None:
     runs_dir = tmp_path / "runs"
     write_runs(runs_dir, 6)
+    before = GUARD.snapshot()
     returncode, _ = await interrupt_after(tmp_path, runs_dir, 1, signal.SIGKILL)
     assert returncode == -signal.SIGKILL
+    # The store process and the governors outlive the executor by milliseconds (their
+    # lifelines): a run may still end meanwhile. Read the store once they are gone.
+    assert GUARD.leftovers(before) == []
     db = tmp_path / "palaestrio.db"
     left = runs_in(db)
     finished_before = [uid for uid, _, status in left if status == "finished"]
