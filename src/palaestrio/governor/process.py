@@ -11,7 +11,7 @@ from functools import partial
 import setproctitle
 import trio
 
-from palaestrio import curve, proctree
+from palaestrio import curve
 from palaestrio.errors import collapsed_groups
 from palaestrio.governor import lifeline
 from palaestrio.governor.run import serve_run
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     # CURVE keys come in the environment (argv is public) and leave it at once: the
     # simulation's processes must not inherit them.
     curve.register_from_environment(args.broker)
-    lifeline.hold(os.environ.get(proctree.LIFELINE_VARIABLE))
+    # `python -m palaestrio.governor` holds the lifeline before importing this module.
     # The executor sets SPT_NOENV: the title then leaves /proc/PID/environ readable.
     setproctitle.setproctitle(f"palaestrio[governor:{args.run_uid or 'ahead'}]")
     logging.basicConfig(

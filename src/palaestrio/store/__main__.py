@@ -15,21 +15,32 @@ status 2. Started by an executor (a lifeline fd in the environment), it dies wit
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import signal
-import sys
-from functools import partial
 
-import trio
-
-from palaestrio import curve
 from palaestrio.proctree import LIFELINE_VARIABLE
-from palaestrio.store.errors import StoreError
-from palaestrio.store.ownership import DEFAULT_LEASE_SECONDS
-from palaestrio.store.service import StoreService, serve
-from palaestrio.store.write_budget import (
+
+_TIED = False
+if __name__ == "__main__" and os.environ.get(LIFELINE_VARIABLE):
+    # First, before the imports that take most of the store's start: an executor that
+    # dies meanwhile must not leave the store behind.
+    from palaestrio.governor.lifeline import tie
+
+    tie(os.environ[LIFELINE_VARIABLE], what="store")
+    _TIED = True
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from functools import partial  # noqa: E402
+
+import trio  # noqa: E402
+
+from palaestrio import curve  # noqa: E402
+from palaestrio.store.errors import StoreError  # noqa: E402
+from palaestrio.store.ownership import DEFAULT_LEASE_SECONDS  # noqa: E402
+from palaestrio.store.service import StoreService, serve  # noqa: E402
+from palaestrio.store.write_budget import (  # noqa: E402
     DEFAULT_WRITE_RETRIES,
     DEFAULT_WRITE_RETRY_SECONDS,
     WriteBudget,
@@ -89,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     curve.register_from_environment(args.broker)  # keys from an executor with CURVE
     lifeline = os.environ.get(LIFELINE_VARIABLE)
-    if lifeline:
+    if lifeline and not _TIED:
         from palaestrio.governor.lifeline import tie
 
         tie(lifeline, what="store")
