@@ -126,3 +126,20 @@ async def test_after_the_executor_was_killed_resume_marks_its_runs_then_reruns_t
     assert {status for _, instance, status in after if earlier.get(instance) == "running"} == {
         "error"
     }
+
+
+def test_resume_on_a_store_the_killed_executor_never_created_runs_everything(
+    tmp_path: Path,
+) -> None:
+    """An executor killed while it created its SQLite store leaves an empty file, which
+    `experiment-start` takes (it creates the tables): `--resume` must take it too."""
+    runs_dir = tmp_path / "runs"
+    write_runs(runs_dir, 2)
+    (tmp_path / "palaestrio.db").touch()
+    resumed = palaestrio(tmp_path, "experiment-start", "--plain", "-p", "2", "--resume", runs_dir)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "holds no runs yet; running every run" in resumed.stdout
+    finished = [
+        uid for uid, _, status in runs_in(tmp_path / "palaestrio.db") if status == "finished"
+    ]
+    assert sorted(finished) == ["run-00", "run-01"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from rich.console import Console
@@ -25,8 +26,10 @@ def skip_finished(
     from .runs import _open
 
     url = parse_store_uri(store_uri)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        console.print(f"resume: {describe(url)} does not exist yet; running every run")
+    if url.get_backend_name() == "sqlite" and _holds_nothing(Path(url.database or "")):
+        # Missing, or made by an executor killed before it created the tables (which
+        # `experiment-start` then creates): nothing has finished.
+        console.print(f"resume: {describe(url)} holds no runs yet; running every run")
         return runs
     hashes = [document_hash(run.document) if run.document else None for run in runs]
     engine = _open(store_uri)
@@ -43,3 +46,18 @@ def skip_finished(
         highlight=False,
     )
     return todo
+
+
+def _holds_nothing(path: Path) -> bool:
+    if not path.is_file():
+        return True
+    import sqlite3
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            tables: int = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            return tables == 0
+    except sqlite3.Error:
+        return False  # opening it for real says what is wrong
