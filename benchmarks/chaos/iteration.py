@@ -84,6 +84,10 @@ def run_iteration(
 def _resume(
     plan: Plan, scene: faults.Scene, bounds: Bounds, guard: LeakGuard, tag: str
 ) -> list[Violation]:
+    if scene.hang_marker is not None:
+        # The fault was the first batch's: a component that hangs again on resume (it
+        # never reached its hang before the stop) is not what resuming is checked for.
+        scene.hang_marker.touch()
     before = guard.snapshot()
     code, stderr = resumption.resume(scene.command, scene.env, scene.store_dir.parent, bounds.run)
     scene.note(f"--resume exited {code}")
