@@ -26,6 +26,7 @@ from palaestrio import proctree
 from palaestrio.executor import Child, ChildExit, Executor, LocalLauncher, open_executor
 from palaestrio.executor.launch import LineCallback
 from palaestrio.executor.supervisor import governor_environment
+from palaestrio.experiment import ExperimentRun, load_experiment_runs
 
 SLOW = "executor_components:SlowEnvironment"
 AHEAD = b"palaestrio[governor:ahead]"
@@ -49,6 +50,8 @@ async def a_governor_ahead(ancestor: int, executor: Executor | None = None) -> i
     while executor is not None and executor.experiment_runs()[0].status != "running":
         await trio.sleep(0.01)
     while not (found := governors_ahead(ancestor)):
+        if executor is not None:  # else no governor waits ahead, ever: fail, do not hang
+            assert executor.experiment_runs()[0].status == "running", "the first run ended"
         await trio.sleep(0.01)
     return found[0]
 
@@ -58,8 +61,13 @@ def slow_run_then_quick_one(tmp_path: Path, slow_steps: int) -> list[Path]:
     return [slow, write_experiment(tmp_path, "quick")]
 
 
+def slow_and_quick_runs(tmp_path: Path, slow_steps: int) -> list[ExperimentRun]:
+    """The runs as written (`load_run` would write them again, with its defaults)."""
+    return [load_experiment_runs(path)[0] for path in slow_run_then_quick_one(tmp_path, slow_steps)]
+
+
 async def test_the_next_run_goes_to_the_governor_started_ahead(tmp_path: Path) -> None:
-    slow, quick = (load_run(tmp_path, p.stem) for p in slow_run_then_quick_one(tmp_path, 300))
+    slow, quick = slow_and_quick_runs(tmp_path, 300)
     with trio.fail_after(60):
         async with open_executor(1, f"sqlite:///{tmp_path / 'runs.db'}") as executor:
             executor.schedule([slow, quick])
@@ -67,12 +75,13 @@ async def test_the_next_run_goes_to_the_governor_started_ahead(tmp_path: Path) -
             assert executor.experiment_runs()[1].status == "scheduled"
     infos = executor.experiment_runs()
     assert [info.status for info in infos] == ["finished", "finished"]
+    assert infos[0].steps == 300, "the first run is the slow one"
     assert infos[1].pid == ahead, "the quick run ran in the governor started ahead"
     assert stored_rows(tmp_path / "runs.db", infos[1].instance_uid) == (10, 10)
 
 
 async def test_a_governor_killed_before_use_is_replaced(tmp_path: Path) -> None:
-    slow, quick = (load_run(tmp_path, p.stem) for p in slow_run_then_quick_one(tmp_path, 300))
+    slow, quick = slow_and_quick_runs(tmp_path, 300)
     with trio.fail_after(60):
         async with open_executor(1, f"sqlite:///{tmp_path / 'runs.db'}") as executor:
             executor.schedule([slow, quick])
@@ -112,7 +121,7 @@ class DyingSecondGovernor(LocalLauncher):
 async def test_a_run_whose_governor_dies_before_answering_gets_another(tmp_path: Path) -> None:
     # The slow run outlasts nothing: the quick one takes the doomed governor while it
     # still lives and sends it the start request, which it never answers.
-    slow, quick = (load_run(tmp_path, p.stem) for p in slow_run_then_quick_one(tmp_path, 20))
+    slow, quick = slow_and_quick_runs(tmp_path, 20)
     launcher = DyingSecondGovernor(life=3.0)
     with trio.fail_after(60):
         async with open_executor(
