@@ -6,10 +6,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import trio
 
+from palaestrio.executor import Child, ChildExit, LocalLauncher
+from palaestrio.executor.launch import LineCallback
+from palaestrio.executor.supervisor import governor_environment
 from palaestrio.experiment import ExperimentRun, load_experiment_runs
 
 SIM = "palaestrio.simulation"
@@ -147,3 +151,31 @@ async def wait_for_file(path: Path) -> str:
     while not path.exists() or not path.read_text():
         await trio.sleep(0.01)
     return path.read_text()
+
+
+class SecondLaunchDiffers(LocalLauncher):
+    """A local launcher whose second launch runs `second(argv)` instead (which may raise,
+    as a launch that cannot spawn does)."""
+
+    def __init__(self) -> None:
+        super().__init__(env=governor_environment())
+        self.launches = 0
+
+    def second(self, argv: Sequence[str]) -> Sequence[str]:
+        raise NotImplementedError
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str = "",
+        env: Mapping[str, str] | None = None,
+        on_output_line: LineCallback | None = None,
+        task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
+    ) -> ChildExit:
+        self.launches += 1
+        if self.launches == 2:
+            argv = self.second(argv)
+        return await super().run(
+            argv, name=name, env=env, on_output_line=on_output_line, task_status=task_status
+        )

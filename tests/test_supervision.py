@@ -10,13 +10,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import trio
 
 from executor_support import (
+    SecondLaunchDiffers,
     load_run,
     start_executor_process,
     stop_process,
@@ -27,15 +28,11 @@ from executor_support import (
 )
 from palaestrio import messages, proctree
 from palaestrio.executor import (
-    Child,
-    ChildExit,
     Executor,
     ExecutorError,
     ExecutorState,
-    LocalLauncher,
     open_executor,
 )
-from palaestrio.executor.launch import LineCallback
 from palaestrio.executor.supervisor import governor_environment
 from palaestrio.mdp.client import open_client
 
@@ -214,28 +211,11 @@ async def test_runs_scheduled_during_execute_run_too(tmp_path: Path) -> None:
 # -- one run's failure is that run's ------------------------------------------------------
 
 
-class FailingSecondLaunch(LocalLauncher):
+class FailingSecondLaunch(SecondLaunchDiffers):
     """Cannot spawn its second child, as when the system is out of file descriptors."""
 
-    def __init__(self) -> None:
-        super().__init__(env=governor_environment())
-        self.launches = 0
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        name: str = "",
-        env: Mapping[str, str] | None = None,
-        on_output_line: LineCallback | None = None,
-        task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
-    ) -> ChildExit:
-        self.launches += 1
-        if self.launches == 2:
-            raise OSError(24, "Too many open files (test)")
-        return await super().run(
-            argv, name=name, env=env, on_output_line=on_output_line, task_status=task_status
-        )
+    def second(self, argv: Sequence[str]) -> Sequence[str]:
+        raise OSError(24, "Too many open files (test)")
 
 
 async def test_a_launcher_error_fails_only_its_run(tmp_path: Path) -> None:

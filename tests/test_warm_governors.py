@@ -9,13 +9,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
 
 from executor_support import (
     HERE,
+    SecondLaunchDiffers,
     load_run,
     stop_process,
     stored_rows,
@@ -23,8 +24,7 @@ from executor_support import (
     write_experiment,
 )
 from palaestrio import proctree
-from palaestrio.executor import Child, ChildExit, Executor, LocalLauncher, open_executor
-from palaestrio.executor.launch import LineCallback
+from palaestrio.executor import ChildExit, Executor, LocalLauncher, open_executor
 from palaestrio.executor.supervisor import governor_environment
 from palaestrio.experiment import ExperimentRun, load_experiment_runs
 
@@ -93,29 +93,15 @@ async def test_a_governor_killed_before_use_is_replaced(tmp_path: Path) -> None:
     assert stored_rows(tmp_path / "runs.db", infos[1].instance_uid) == (10, 10)
 
 
-class DyingSecondGovernor(LocalLauncher):
+class DyingSecondGovernor(SecondLaunchDiffers):
     """Its second child is no governor: it exits after `life` seconds, never answering."""
 
     def __init__(self, life: float) -> None:
-        super().__init__(env=governor_environment())
+        super().__init__()
         self.life = life
-        self.launches = 0
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        name: str = "",
-        env: Mapping[str, str] | None = None,
-        on_output_line: LineCallback | None = None,
-        task_status: trio.TaskStatus[Child] = trio.TASK_STATUS_IGNORED,
-    ) -> ChildExit:
-        self.launches += 1
-        if self.launches == 2:
-            argv = [sys.executable, "-c", f"import time; time.sleep({self.life}); exit(7)"]
-        return await super().run(
-            argv, name=name, env=env, on_output_line=on_output_line, task_status=task_status
-        )
+    def second(self, argv: Sequence[str]) -> Sequence[str]:
+        return [sys.executable, "-c", f"import time; time.sleep({self.life}); exit(7)"]
 
 
 async def test_a_run_whose_governor_dies_before_answering_gets_another(tmp_path: Path) -> None:
