@@ -119,8 +119,15 @@ def test_exit_problems_are_flagged(store: Path, finished_store: tuple[Path, str]
     assert kinds(started) == []
     started.stderr = 'Traceback:\n File "/x/palaestrio/cli/__init__.py"\nKeyboardInterrupt'
     assert kinds(started) == ["died-by-signal", "traceback"]
-    terminated = outcome(store, stdout, returncode=-signal.SIGTERM, signals={signal.SIGTERM})
-    assert kinds(terminated) == []
+    # SIGTERM and SIGHUP have exit statuses of their own once palaestrio runs.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        stopped = outcome(store, stdout, returncode=-signum, signals={signum})
+        assert kinds(stopped) == ["died-by-signal"]
+        stopped.store_created = False
+        stopped.stdout = ""
+        assert kinds(stopped) == []  # in Python's own start-up
+    killed = outcome(store, stdout, returncode=-signal.SIGKILL, signals={signal.SIGKILL})
+    assert kinds(killed) == []
     assert kinds(outcome(store, stdout, stderr="Traceback (most recent call last):")) == [
         "traceback"
     ]

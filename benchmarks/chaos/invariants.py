@@ -44,9 +44,8 @@ class Outcome:
     """The store file at the end is not the one the executor created (or is gone)."""
     executor_killed: bool = False
     signals: set[int] = field(default_factory=set)
-    """Signals sent to the executor: dying by SIGTERM or SIGHUP before it handles them
-    is their default, but ^C must exit 130 (issue 16, item 8), and no other signal
-    may end it."""
+    """Signals sent to the executor: SIGINT, SIGTERM and SIGHUP must end it with
+    130, 143, 129 whenever they come (issue 16, item 8); only SIGKILL may kill it."""
     killed_runs: set[str] = field(default_factory=set)
     hung_for: float | None = None
     unwritable: bool = False
@@ -86,7 +85,7 @@ def check_exit(outcome: Outcome, exit_bound: float) -> list[Violation]:
         found.append(Violation("exit-slow", f"exited {outcome.exit_seconds:.1f}s after the stop"))
     if in_python_start_up(outcome):
         return found
-    if code is not None and code < 0 and (-code == signal.SIGINT or -code not in outcome.signals):
+    if code is not None and code < 0 and (-code != signal.SIGKILL or -code not in outcome.signals):
         found.append(Violation("died-by-signal", f"the executor died by signal {-code}"))
     if "Traceback" in outcome.stderr:
         found.append(Violation("traceback", _last_line(outcome.stderr)))
@@ -94,13 +93,19 @@ def check_exit(outcome: Outcome, exit_bound: float) -> list[Violation]:
 
 
 def in_python_start_up(outcome: Outcome) -> bool:
-    """A ^C that ended Python's own start-up (a traceback of frozen modules, or death by
-    SIGINT, no palaestrio code in it, no store created): no program can handle that."""
+    """A stop signal that ended Python's own start-up, before palaestrio's handlers (a
+    ^C's traceback of frozen modules, or death by the signal; no palaestrio code in it,
+    no store created): no program can handle that."""
+    code = outcome.returncode
+    stops = outcome.signals & {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     return (
-        signal.SIGINT in outcome.signals
+        bool(stops)
         and not outcome.store_created
         and "palaestrio" not in outcome.stderr
-        and (outcome.returncode == -signal.SIGINT or "KeyboardInterrupt" in outcome.stderr)
+        and (
+            (code is not None and -code in stops)
+            or (signal.SIGINT in stops and "KeyboardInterrupt" in outcome.stderr)
+        )
     )
 
 

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["cli", "main"]
 
 EXIT_INTERRUPTED = 130
+STOPPING = {_signal.SIGTERM: 143, _signal.SIGHUP: 129}
+"""Handled by `_stopped` whenever the executor's own signal watcher is not (before it
+starts, after it ends): the default action would end us "killed by SIGTERM"."""
 
 
 def __getattr__(name: str) -> Any:
@@ -54,10 +57,12 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     """The `palaestrio` program: exit statuses as documented above, never a traceback
-    for a ^C, whenever it comes."""
+    for a ^C, SIGTERM or SIGHUP, whenever it comes."""
     # Until the command runs, a ^C has nothing to stop: leave at once, quietly (the
     # imports take a few tenths of a second, a KeyboardInterrupt there is a traceback).
     _signal.signal(_signal.SIGINT, _interrupted)
+    for signum in STOPPING:
+        _signal.signal(signum, _stopped)
     import signal
 
     command = __getattr__("cli")
@@ -71,8 +76,9 @@ def main() -> None:
             print(exit_.code, file=sys.stderr)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
-    # Done: a ^C now must not turn the exit status into "killed by SIGINT".
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Done: a signal now must not change the exit status.
+    for signum in (signal.SIGINT, *STOPPING):
+        signal.signal(signum, signal.SIG_IGN)
     # Every run is stored and every service closed by now: skip the interpreter's
     # teardown (SQLAlchemy, trio, zmq: about 0.3 s, more under load), which only
     # delays the exit a user waits for after ^C.
@@ -86,3 +92,17 @@ def main() -> None:
 
 def _interrupted(_signum: int, _frame: object) -> None:
     os._exit(EXIT_INTERRUPTED)
+
+
+def _stopped(signum: int, _frame: object) -> None:
+    """SIGTERM or SIGHUP outside the executor: nothing of ours to stop gracefully (no
+    run has started, or every run is stored); children started meanwhile (the store,
+    governors) follow through their lifelines."""
+    for stream in (sys.stdout, sys.stderr):
+        # What was printed (a summary) still goes out; a write we interrupted may not.
+        # No contextlib: this may run before it is imported.
+        try:  # noqa: SIM105
+            stream.flush()
+        except (OSError, RuntimeError, ValueError):
+            pass
+    os._exit(STOPPING[signum])
