@@ -132,3 +132,14 @@ class ChattyEnvironment(DummyEnvironment):
         out.write("\nend\n")
         out.flush()
         return super().start_environment()
+
+
+class PatientSenderEnvironment(DummyEnvironment):
+    """Makes its governor's store sink wait `pause` seconds before it resends a batch the
+    store refused (as after a long spell of refusals), from the first refusal on."""
+
+    def __init__(self, uid: str, seed: int, pause: float = 30.0, max_iter: int = 10) -> None:
+        from palaestrio.store import delivery
+
+        super().__init__(uid, seed, max_iter=max_iter)
+        delivery.FIRST_RETRY_PAUSE = delivery.MAX_RETRY_PAUSE = pause

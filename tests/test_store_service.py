@@ -21,10 +21,11 @@ import trio
 from palaestrio.mdp import broker
 from palaestrio.mdp.client import Client, open_client
 from palaestrio.records import EpisodeStarted, Record
+from palaestrio.store import delivery
 from palaestrio.store import service as store_service
 from palaestrio.store.engine import create_database, open_database
 from palaestrio.store.errors import StoreError, StoreRejected
-from palaestrio.store.messages import Finished, Running
+from palaestrio.store.messages import Acknowledged, Finished, Rejected, Running, encode
 from palaestrio.store.queries import list_runs
 from palaestrio.store.sender import StoreSink, open_store_sink, send_status
 from store_support import (
@@ -426,3 +427,39 @@ async def test_batches_take_what_queued_up_while_the_store_was_slow(store_databa
     assert sink.batches <= 1 + -(-len(records) // 1000)
     assert count(writer.engine, "world_states") == 1000
     await store.service.aclose()
+
+
+class RefusingStore:
+    """Answers "retryable" until `accepting`; notes when each request came."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.accepting = False
+        self.arrived = trio.Event()
+
+    async def request(self, service: str | bytes, *frames: bytes) -> list[bytes]:
+        self.times.append(trio.current_time())
+        self.arrived.set()
+        self.arrived = trio.Event()
+        if self.accepting:
+            return [encode(Acknowledged(written=1))]
+        return [encode(Rejected("database or disk is full", retryable=True))]
+
+
+async def test_a_hastened_sink_resends_a_refused_batch_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the disk is full the pauses between resends grow; a run that stops must
+    not wait one out (^C during store retries): `hasten` sends again at once."""
+    monkeypatch.setattr(delivery, "MAX_RETRY_PAUSE", 600.0)
+    store = RefusingStore()
+    with trio.fail_after(60):
+        async with open_store_sink(store, "i-1", linger=0, retry_after=600) as sink:
+            await sink.emit(EpisodeStarted(0, 0, 1, time.time()))
+            while len(store.times) < 7:  # pauses 0.05 s, 0.1 s, ... 1.6 s: the next 3.2 s
+                await store.arrived.wait()
+            store.accepting = True
+            hastened = trio.current_time()
+            sink.hasten()
+            await store.arrived.wait()
+            assert trio.current_time() - hastened < 1.5, "the grown pause was waited out"

@@ -32,7 +32,7 @@ from palaestrio.progress import ProgressTap
 from palaestrio.simulation import ComponentError, run_in_process
 from palaestrio.status import RunStatus
 from palaestrio.store.errors import RunNotOwned, StoreError
-from palaestrio.store.sender import open_store_sink
+from palaestrio.store.sender import StoreSink, open_store_sink
 
 log = logging.getLogger("palaestrio.governor")
 
@@ -138,6 +138,7 @@ async def execute(
         async with open_store_sink(client, instance_uid) as sink, trio.open_nursery() as nursery:
             tap = ProgressTap(sink, instance_uid, run)
             nursery.start_soon(report_progress, client, tap)
+            nursery.start_soon(hasten_when_stopped, inbox, sink)
             try:
                 summary = await run_in_process(run, tap, stop=inbox.stop)
             except ComponentError as error:
@@ -161,6 +162,13 @@ async def execute(
         episodes=tap.episodes if tap else 0,
         steps=tap.steps if tap else 0,
     )
+
+
+async def hasten_when_stopped(inbox: Inbox, sink: StoreSink) -> None:
+    """A stop (^C) must not wait out the sink's pause between resends to a store that
+    refuses writes for now: the stopping store decides at the next one."""
+    await inbox.stop.wait()
+    sink.hasten()
 
 
 async def report_progress(client: Client, tap: ProgressTap) -> None:

@@ -33,9 +33,12 @@ from palaestrio.zmq_trio import shared_context
 log = logging.getLogger("palaestrio.store.sender")
 
 DEFAULT_RETRY_AFTER = 5.0
+FIRST_RETRY_PAUSE = 0.05
 MAX_RETRY_PAUSE = 0.5
 """The longest pause before a retryable write is sent again: the store decides when to
 give up (its write budget), and a stopping executor must hear that soon."""
+HASTENED_PAUSE = 0.05
+"""Between resends once the run is stopping (`deliver_blocking`'s `hasten`)."""
 SERVICE_NAME = mdp.as_service(SERVICE)
 POLL_SLICE = 0.05
 """Seconds between two looks at the abandon flag while a reply is awaited."""
@@ -132,7 +135,7 @@ async def deliver(
     instance and `StoreRejected` for any other error reply.
     """
     frame = messages.encode(message)
-    pause = 0.05
+    pause = FIRST_RETRY_PAUSE
     while True:
         frames: list[bytes] | None = None
         with trio.move_on_after(retry_after):
@@ -196,10 +199,16 @@ def deliver_blocking(
     *,
     retry_after: float,
     abandon: threading.Event,
+    hasten: threading.Event | None = None,
 ) -> Acknowledged:
     """Sends the encoded request `frame` until the store acknowledges it (see
-    `sender.deliver`); raises `Abandoned` soon after `abandon` is set."""
-    pause = 0.05
+    `sender.deliver`); raises `Abandoned` soon after `abandon` is set.
+
+    `hasten` (set with `abandon` too): the run is stopping. A stopping executor's store
+    fails at the first write it cannot make, so the pause before a resend ends at once
+    and later ones are short: ^C must not wait out a pause grown while the disk was full.
+    """
+    pause = FIRST_RETRY_PAUSE
     while True:
         frames = requester.request(frame, retry_after, abandon)
         if frames is None:
@@ -209,7 +218,13 @@ def deliver_blocking(
         if isinstance(reply, Acknowledged):
             return reply
         log.warning("the store could not write now (%s); trying again", reply)
-        if abandon.wait(pause):
+        if hasten is None:
+            abandon.wait(pause)
+        elif hasten.is_set():
+            abandon.wait(HASTENED_PAUSE)
+        else:
+            hasten.wait(pause)
+        if abandon.is_set():
             raise Abandoned
         pause = min(pause * 2, retry_after, MAX_RETRY_PAUSE)
 

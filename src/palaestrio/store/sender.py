@@ -110,6 +110,8 @@ class StoreSink:
         self._stopping = False
         self._wakeup = threading.Event()
         self._abandon = threading.Event()
+        self._hasten = threading.Event()
+        """The run is stopping: resend at once (`deliver_blocking`); set with `_abandon`."""
         self._changed = trio.Event()
         self._thread_done = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
@@ -173,6 +175,11 @@ class StoreSink:
         await self.flush()
         return status_of(await deliver(self._client, event, retry_after=self._retry_after))
 
+    def hasten(self) -> None:
+        """The run is stopping: a batch the store refused for now is sent again at once,
+        and soon after each refusal (a stopping executor's store then decides)."""
+        self._hasten.set()
+
     async def aclose(self) -> None:
         """Flushes, then stops the sender thread; the sink takes no more records."""
         await self.flush()
@@ -217,6 +224,7 @@ class StoreSink:
             return
         with trio.move_on_after(grace, shield=True):
             await self._thread_done.wait()
+        self._hasten.set()
         self._abandon.set()
         with trio.move_on_after(1, shield=True):  # an abandoned request ends in a poll slice
             await self._thread_done.wait()
@@ -226,7 +234,11 @@ class StoreSink:
             while (batch := self._next_batch()) is not None:
                 frame = messages.encode(batch)
                 deliver_blocking(
-                    requester, frame, retry_after=self._retry_after, abandon=self._abandon
+                    requester,
+                    frame,
+                    retry_after=self._retry_after,
+                    abandon=self._abandon,
+                    hasten=self._hasten,
                 )
                 self._acknowledged += len(batch.records)
                 call_soon_in_loop(self._token, self._notify)
@@ -305,7 +317,8 @@ async def open_store_sink(
         yield sink
         await sink.flush()
     except BaseException:
-        # Records of a failed or cancelled run are facts too: keep what we can.
+        # Records of a failed or cancelled run are facts too: keep what we can, soon.
+        sink.hasten()
         if sink._error is None:
             with trio.move_on_after(close_grace, shield=True) as waited:
                 with contextlib.suppress(Exception):
