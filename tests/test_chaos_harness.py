@@ -19,6 +19,7 @@ from palaestrio import proctree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+from chaos import faults
 from chaos.invariants import Outcome, check
 from chaos.iteration import Bounds, run_iteration
 from chaos.plan import Fault, Plan, RunPlan
@@ -103,6 +104,23 @@ def test_success_with_the_store_file_gone_is_flagged(store: Path) -> None:
     store.unlink()
     assert kinds(outcome(store, "")) == ["success-for-lost-data"]
     assert kinds(outcome(store, "", returncode=1)) == []
+    # Unless the batch was stored whole before the file was deleted (the deletion came
+    # between the last acknowledged write and the exit).
+    assert kinds(outcome(store, "", finished_at_deletion={"solo": STEPS})) == []
+    partial = outcome(store, "", finished_at_deletion={"solo": STEPS - 1})
+    assert kinds(partial) == ["success-for-lost-data"]
+
+
+def test_the_deletion_fault_notes_what_the_store_held(store: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        scene = faults.Scene(process, store.parent, store, started=0.0)
+        faults.db_deleted(scene, Fault("db-deleted", 0.0, seed=1))
+    finally:
+        process.kill()
+        process.wait()
+    assert not store.exists()
+    assert scene.finished_at_deletion == {"solo": STEPS}
 
 
 def test_exit_problems_are_flagged(store: Path, finished_store: tuple[Path, str]) -> None:

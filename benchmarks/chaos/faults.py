@@ -55,6 +55,9 @@ class Scene:
     """Seconds the hanging component had blocked when the executor was told to stop."""
     struck: set[str] = field(default_factory=set)
     """Fault kinds that struck (others were skipped, or the executor ended first)."""
+    finished_at_deletion: dict[str, int] | None = None
+    """Run uid -> steps of each run stored finished when the store file was deleted
+    (None: not deleted, or not read)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, text: str) -> None:
@@ -225,13 +228,41 @@ def db_full(scene: Scene, fault: Fault) -> None:
 
 
 def db_deleted(scene: Scene, fault: Fault) -> None:
+    """Deletes the store file, holding its write lock meanwhile: what it held then is
+    exactly what was committed before (a batch stored whole before the deletion lost
+    nothing, and may end with exit 0)."""
     if not store_then_sleep(scene, fault):
         return
     suffixes = ["", "-wal", "-shm"] if fault.seed % 2 else [""]
-    for suffix in suffixes:
-        with contextlib.suppress(FileNotFoundError):
-            scene.db.with_name(scene.db.name + suffix).unlink()
-    scene.strike(fault, f"deleted {', '.join(scene.db.name + s for s in suffixes)}")
+    connection = sqlite3.connect(scene.db, timeout=5, isolation_level=None)
+    try:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            scene.finished_at_deletion = finished_steps(connection)
+        except sqlite3.Error as error:
+            scene.note(f"db-deleted: what it held is unknown: {error}")
+        for suffix in suffixes:
+            with contextlib.suppress(FileNotFoundError):
+                scene.db.with_name(scene.db.name + suffix).unlink()
+        scene.strike(fault, f"deleted {', '.join(scene.db.name + s for s in suffixes)}")
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        connection.close()
+
+
+def finished_steps(connection: sqlite3.Connection) -> dict[str, int]:
+    """Run uid -> steps stored, for each run instance stored finished."""
+    rows = connection.execute(
+        """SELECT r.uid, (SELECT count(*) FROM world_states w
+                          JOIN environments e ON w.environment_id = e.id
+                          JOIN experiment_run_phases p ON e.experiment_run_phase_id = p.id
+                          WHERE p.experiment_run_instance_id = i.id)
+           FROM experiment_run_instances i
+           JOIN experiment_runs r ON i.experiment_run_id = r.id
+           WHERE i.status = 'finished'"""
+    ).fetchall()
+    return {str(run): int(steps) for run, steps in rows}
 
 
 INJECTORS: dict[str, Callable[[Scene, Fault], None]] = {

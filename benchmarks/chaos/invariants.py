@@ -53,6 +53,8 @@ class Outcome:
     may stay where it was, if the executor failed (not exit 0); marking such runs is
     the next executor's work (`--resume`, supervision)."""
     leftovers: list[tuple[int, str]] = field(default_factory=list)
+    finished_at_deletion: dict[str, int] | None = None
+    """Run uid -> steps stored finished when the harness deleted the store file."""
 
 
 @dataclass(frozen=True)
@@ -189,9 +191,13 @@ def check_success(outcome: Outcome, instances: list[Instance] | None) -> list[Vi
     """Exit status 0 only if every run of the batch is stored finished and complete."""
     if outcome.returncode != 0:
         return []
-    if instances is None:
-        return [Violation("success-for-lost-data", "exit 0, but the store file is gone")]
     steps = {run.uid: run.steps for run in outcome.plan.runs}
+    if instances is None:
+        # Deleted once every run was stored finished and whole: nothing of ours was lost.
+        stored = outcome.finished_at_deletion or {}
+        if any(stored.get(uid) != count for uid, count in steps.items()):
+            return [Violation("success-for-lost-data", "exit 0, but the store file is gone")]
+        return []
     complete = {i.run for i in instances if i.status == "finished" and i.steps == steps[i.run]}
     missing = sorted(set(steps) - complete)
     if missing:

@@ -179,6 +179,7 @@ def _supervise(plan: Plan, scene: faults.Scene, bounds: Bounds, kinds: set[str])
         killed_runs=scene.killed_runs,
         hung_for=scene.hung_for,
         unwritable=bool({"db-full", "db-readonly"} & kinds - scene.skipped.keys()),
+        finished_at_deletion=scene.finished_at_deletion,
     )
 
 
