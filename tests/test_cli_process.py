@@ -251,3 +251,33 @@ async def test_standalone_broker(tmp_path: Path) -> None:
         with trio.move_on_after(5, shield=True):
             await process.wait()
         await process.stdout.aclose()
+
+
+async def test_the_standalone_broker_takes_its_bounds_from_the_runtime_configuration(
+    tmp_path: Path,
+) -> None:
+    endpoint = f"ipc://{tmp_path}/broker"
+    process = await trio.lowlevel.open_process(
+        [*PYTHON_M, "broker", "--bind", endpoint],
+        cwd=tmp_path,
+        env=environment(PALAESTRIO_BROKER_MAX_WAITING_BYTES="1000"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        with trio.fail_after(30):
+            assert b"listening on" in await process.stdout.receive_some(4096)
+            async with open_client(endpoint) as client:
+                with trio.move_on_after(0.5):  # refused: no reply ever comes
+                    await client.request("nobody", b"x" * 5000)
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+            stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+        assert "over the service's limit of 1,000 bytes" in stderr, stderr
+    finally:
+        process.kill()
+        with trio.move_on_after(5, shield=True):
+            await process.wait()
+        await process.stdout.aclose()
+        await process.stderr.aclose()

@@ -15,6 +15,8 @@ from palaestrio.config import (
     default_config_paths,
     load_runtime_config,
 )
+from palaestrio.executor import ExecutorOptions
+from palaestrio.mdp import broker_core
 
 
 @pytest.fixture
@@ -46,6 +48,10 @@ def test_default_text_is_the_default_configuration(cwd: Path) -> None:
         "store_write_retry_seconds",
         "store_restarts",
         "store_restart_seconds",
+        "broker_max_waiting_requests",
+        "broker_max_waiting_bytes",
+        "broker_max_queued_bytes",
+        "broker_request_expiry",
         "logging",
         "retries",
         "retry_backoff",
@@ -68,6 +74,50 @@ def test_store_limits_from_the_environment(
 ) -> None:
     config = load_runtime_config(environ={f"PALAESTRIO_{key.upper()}": value})
     assert config.store_limits()[key] == expected
+
+
+def test_broker_bounds_default_to_the_brokers_own() -> None:
+    assert RuntimeConfig().broker_limits() == {
+        "broker_max_waiting_requests": broker_core.DEFAULT_MAX_WAITING_REQUESTS,
+        "broker_max_waiting_bytes": broker_core.DEFAULT_MAX_WAITING_BYTES,
+        "broker_max_queued_bytes": broker_core.DEFAULT_MAX_QUEUED_BYTES,
+        "broker_request_expiry": broker_core.DEFAULT_REQUEST_EXPIRY,
+    }
+    options = ExecutorOptions()
+    for name, value in RuntimeConfig().broker_limits().items():
+        assert getattr(options, name) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("broker_max_waiting_requests", "10", 10),
+        ("broker_max_waiting_bytes", "1000", 1000),
+        ("broker_max_queued_bytes", "2000", 2000),
+        ("broker_request_expiry", "0.5", 0.5),
+    ],
+)
+def test_broker_bounds_from_the_environment(
+    cwd: Path, key: str, value: str, expected: float
+) -> None:
+    config = load_runtime_config(environ={f"PALAESTRIO_{key.upper()}": value})
+    assert config.broker_limits()[key] == expected
+    assert f"{key}: {value}" in config.to_yaml()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("broker_max_waiting_bytes", "0"),
+        ("broker_max_waiting_bytes", "-5"),
+        ("broker_max_queued_bytes", "1.5"),
+        ("broker_max_waiting_requests", "many"),
+        ("broker_request_expiry", "0"),
+    ],
+)
+def test_bad_broker_bounds_are_named(cwd: Path, key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{key} \(from \$PALAESTRIO_{key.upper()}\) must be"):
+        load_runtime_config(environ={f"PALAESTRIO_{key.upper()}": value})
 
 
 @pytest.mark.parametrize("value", ["-1", "many", "true", "1.5"])

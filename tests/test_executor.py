@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import signal
 import time
@@ -25,6 +26,7 @@ from palaestrio.executor import (
     UnknownRunError,
     open_executor,
 )
+from palaestrio.mdp.client import open_client
 from palaestrio.store.sender import DEFAULT_LINGER
 
 HERE = Path(__file__).parent
@@ -290,3 +292,24 @@ async def test_steps_before_a_blocked_step_are_stored_while_it_blocks(
     assert info.status == "cancelled"
     assert stored_status(db, info.instance_uid)[0] == "cancelled"
     assert stored_rows(db, info.instance_uid) == (49, 98)
+
+
+async def test_the_executors_broker_keeps_the_bounds_it_is_given(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`broker_*` options (the runtime configuration's keys) reach the broker."""
+    caplog.set_level(logging.WARNING, logger="palaestrio.mdp.broker")
+    endpoint = f"ipc://{tmp_path}/broker"
+    with trio.fail_after(60):
+        async with (
+            open_executor(
+                1, store_uri(tmp_path), broker_uri=endpoint, broker_max_waiting_bytes=1000
+            ),
+            open_client(endpoint) as client,
+        ):
+            with trio.move_on_after(0.5):  # refused: no reply ever comes
+                await client.request("nobody", b"x" * 5000)
+    refusals = [
+        r.getMessage() for r in caplog.records if "over the service's limit" in r.getMessage()
+    ]
+    assert refusals and "limit of 1,000 bytes" in refusals[0], refusals

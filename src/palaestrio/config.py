@@ -19,6 +19,13 @@ from typing import Any
 
 import yaml
 
+from palaestrio.mdp.broker_core import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_WAITING_BYTES,
+    DEFAULT_MAX_WAITING_REQUESTS,
+    DEFAULT_REQUEST_EXPIRY,
+)
+
 CONFIG_FILE_NAME = "palaestrio-runtime.conf.yaml"
 USER_CONFIG_FILE_NAME = "runtime.conf.yaml"
 ENV_PREFIX = "PALAESTRIO_"
@@ -49,6 +56,15 @@ store_write_retry_seconds: 30
 # at most store_restarts times within store_restart_seconds; then the runs end `error`.
 store_restarts: 3
 store_restart_seconds: 60
+
+# The executor's broker holds requests waiting for a worker within bounds: per service
+# at most this many requests and bytes, for all services together at most this many
+# bytes; a request over a bound is refused, one that waited this many seconds for a
+# worker is dropped (both logged).
+broker_max_waiting_requests: 1000
+broker_max_waiting_bytes: 268435456
+broker_max_queued_bytes: 536870912
+broker_request_expiry: 60
 
 # Log level of palaestrio's own output (governors' lines included, each tagged with
 # its run uid): a level name, or a mapping with `level` and per-logger `loggers`,
@@ -95,6 +111,10 @@ class RuntimeConfig:
     store_write_retry_seconds: float = 30.0
     store_restarts: int = 3
     store_restart_seconds: float = 60.0
+    broker_max_waiting_requests: int = DEFAULT_MAX_WAITING_REQUESTS
+    broker_max_waiting_bytes: int = DEFAULT_MAX_WAITING_BYTES
+    broker_max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    broker_request_expiry: float = DEFAULT_REQUEST_EXPIRY
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     retries: int = 0
     retry_backoff: float = 1.0
@@ -110,6 +130,7 @@ class RuntimeConfig:
             "broker_uri": self.broker_uri,
             "parallel_runs": self.parallel_runs,
             **self.store_limits(),
+            **self.broker_limits(),
             "logging": (
                 dict(self.logging.dict_config)
                 if self.logging.dict_config is not None
@@ -130,12 +151,23 @@ class RuntimeConfig:
         """The store's retry and restart limits (`ExecutorOptions` has the same names)."""
         return {name: getattr(self, name) for name in _STORE_LIMITS}
 
+    def broker_limits(self) -> dict[str, int | float]:
+        """The broker's bounds (`ExecutorOptions` has the same names)."""
+        return {name: getattr(self, name) for name in _BROKER_LIMITS}
+
 
 _STORE_LIMITS = (
     "store_write_retries",
     "store_write_retry_seconds",
     "store_restarts",
     "store_restart_seconds",
+)
+
+_BROKER_LIMITS = (
+    "broker_max_waiting_requests",
+    "broker_max_waiting_bytes",
+    "broker_max_queued_bytes",
+    "broker_request_expiry",
 )
 
 KEYS = tuple(f.name for f in dataclasses.fields(RuntimeConfig) if f.name != "sources")
@@ -243,6 +275,10 @@ def _build(raw: Mapping[str, Any], sources: dict[str, str]) -> RuntimeConfig:
         name: _non_negative(raw, name, getattr(default, name), where, integer=integer)
         for name, integer in zip(_STORE_LIMITS, (True, False, True, False), strict=True)
     }
+    bounds = {
+        name: _positive(raw, name, getattr(default, name), where, integer=integer)
+        for name, integer in zip(_BROKER_LIMITS, (True, True, True, False), strict=True)
+    }
     logging_config = _logging_config(raw.get("logging"), where("logging"))
     run_log_dir = raw.get("run_log_dir", default.run_log_dir)
     if run_log_dir is not None and (not isinstance(run_log_dir, str) or not run_log_dir):
@@ -257,6 +293,10 @@ def _build(raw: Mapping[str, Any], sources: dict[str, str]) -> RuntimeConfig:
         store_write_retry_seconds=float(limits["store_write_retry_seconds"]),
         store_restarts=int(limits["store_restarts"]),
         store_restart_seconds=float(limits["store_restart_seconds"]),
+        broker_max_waiting_requests=int(bounds["broker_max_waiting_requests"]),
+        broker_max_waiting_bytes=int(bounds["broker_max_waiting_bytes"]),
+        broker_max_queued_bytes=int(bounds["broker_max_queued_bytes"]),
+        broker_request_expiry=float(bounds["broker_request_expiry"]),
         logging=logging_config,
         retries=int(_non_negative(raw, "retries", default.retries, where, integer=True)),
         retry_backoff=_non_negative(raw, "retry_backoff", default.retry_backoff, where),
@@ -280,6 +320,21 @@ def _non_negative(
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{where(key)} must be {kind} >= 0, not {value!r}")
     return float(value) if not integer else int(value)
+
+
+def _positive(
+    raw: Mapping[str, Any],
+    key: str,
+    default: float,
+    where: Callable[[str], str],
+    *,
+    integer: bool = False,
+) -> float:
+    """As `_non_negative`, for a bound that 0 would turn into "refuse everything"."""
+    value = _non_negative(raw, key, default, where, integer=integer)
+    if value == 0:
+        raise ConfigError(f"{where(key)} must be {'an integer' if integer else 'a number'} > 0")
+    return value
 
 
 def _logging_config(value: Any, where: str) -> LoggingConfig:

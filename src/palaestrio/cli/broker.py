@@ -24,9 +24,16 @@ def broker_command(options: Options, bind: str | None) -> NoReturn:
     from palaestrio.errors import collapsed_groups
     from palaestrio.mdp import broker
 
-    endpoint = bind or options.config().broker_uri or DEFAULT_BROKER_BIND
+    config = options.config()
+    endpoint = bind or config.broker_uri or DEFAULT_BROKER_BIND
+    # broker_max_queued_bytes -> --max-queued-bytes, as `palaestrio.mdp.broker` takes it
+    bounds = [
+        argument
+        for name, value in config.broker_limits().items()
+        for argument in (f"--{name.removeprefix('broker_').replace('_', '-')}", str(value))
+    ]
     # A failed bind leaves trio's nursery as a group: the one ZMQError in it is what the
     # group's error handling turns into one line (exit 2).
     with collapsed_groups():
-        broker.main(["--bind", endpoint])
+        broker.main(["--bind", endpoint, *bounds])
     raise SystemExit(0)

@@ -147,6 +147,10 @@ async def _execute(
         store_write_retry_seconds=config.store_write_retry_seconds,
         store_restarts=config.store_restarts,
         store_restart_seconds=config.store_restart_seconds,
+        broker_max_waiting_requests=config.broker_max_waiting_requests,
+        broker_max_waiting_bytes=config.broker_max_waiting_bytes,
+        broker_max_queued_bytes=config.broker_max_queued_bytes,
+        broker_request_expiry=config.broker_request_expiry,
         **placement,
     )
     executor.schedule(runs)

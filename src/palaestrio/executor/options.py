@@ -5,6 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 from palaestrio.mdp import protocol as mdp
+from palaestrio.mdp.broker_core import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_WAITING_BYTES,
+    DEFAULT_MAX_WAITING_REQUESTS,
+    DEFAULT_REQUEST_EXPIRY,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +50,14 @@ class ExecutorOptions:
     """How often the store process may be restarted (it crashed) within
     `store_restart_seconds` before the executor gives up on it."""
     store_restart_seconds: float = 60.0
+    broker_max_waiting_requests: int = DEFAULT_MAX_WAITING_REQUESTS
+    """Requests one service's queue holds while they wait for a worker; more are refused."""
+    broker_max_waiting_bytes: int = DEFAULT_MAX_WAITING_BYTES
+    """Bytes of the requests one service's queue holds."""
+    broker_max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    """Bytes of the requests all queues hold together."""
+    broker_request_expiry: float = DEFAULT_REQUEST_EXPIRY
+    """Seconds a request waits for a worker before the broker drops it."""
     warm_governors: int = 2
     """RunGovernors started ahead, while earlier runs execute, for runs waiting for a
     slot (at most as many as wait); 0: each starts with its run. Only with a launcher
@@ -66,6 +80,14 @@ class ExecutorOptions:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        for name in (
+            "broker_max_waiting_requests",
+            "broker_max_waiting_bytes",
+            "broker_max_queued_bytes",
+            "broker_request_expiry",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
         if self.warm_governors < 0:
             raise ValueError(f"warm_governors must not be negative, not {self.warm_governors}")
         if self.heartbeat_interval <= 0 or self.heartbeat_liveness < 1:

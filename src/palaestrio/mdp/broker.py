@@ -176,14 +176,18 @@ async def _serve_zap(
         await serve_zap(sock, server)
 
 
-async def _main(bind: str, interval: float, liveness: int) -> None:
+async def _main(args: argparse.Namespace) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             endpoint = await nursery.start(
                 lambda task_status: serve(
-                    bind,
-                    heartbeat_interval=interval,
-                    heartbeat_liveness=liveness,
+                    args.bind,
+                    heartbeat_interval=args.heartbeat_interval,
+                    heartbeat_liveness=args.heartbeat_liveness,
+                    max_waiting_requests=args.max_waiting_requests,
+                    max_waiting_bytes=args.max_waiting_bytes,
+                    max_queued_bytes=args.max_queued_bytes,
+                    request_expiry=args.request_expiry,
                     task_status=task_status,
                 )
             )
@@ -198,9 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bind", default="tcp://127.0.0.1:5555")
     parser.add_argument("--heartbeat-interval", type=float, default=2.5)
     parser.add_argument("--heartbeat-liveness", type=int, default=3)
+    parser.add_argument("--max-waiting-requests", type=int, default=DEFAULT_MAX_WAITING_REQUESTS)
+    parser.add_argument("--max-waiting-bytes", type=int, default=DEFAULT_MAX_WAITING_BYTES)
+    parser.add_argument("--max-queued-bytes", type=int, default=DEFAULT_MAX_QUEUED_BYTES)
+    parser.add_argument("--request-expiry", type=float, default=DEFAULT_REQUEST_EXPIRY)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    trio.run(_main, args.bind, args.heartbeat_interval, args.heartbeat_liveness)
+    trio.run(_main, args)
     sys.exit(0)
 
 
