@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from chaos import faults
 from chaos.invariants import Outcome, check
-from chaos.iteration import Bounds, run_iteration
+from chaos.iteration import Bounds, locked_while_stopping, run_iteration
 from chaos.plan import Fault, Plan, RunPlan
 from chaos.resume import check_resumed
 
@@ -98,6 +98,16 @@ def test_a_run_left_running_is_flagged_unless_the_executor_was_killed(store: Pat
     assert kinds(outcome(store, "", returncode=-9, executor_killed=True, signals={9})) == []
     # A full or read-only database cannot take the status; the failed exit says it.
     assert kinds(outcome(store, "", returncode=1, unwritable=True)) == []
+
+
+def test_a_lock_counts_as_unwritable_only_if_held_while_the_executor_stopped() -> None:
+    # Iteration 166 of seed 20261204: locked at 1.94 s for 6.7 s, SIGTERM at 2.00 s.
+    assert locked_while_stopping((1.94, 8.64), stopped_at=2.0, exited=2.7)
+    assert locked_while_stopping((2.5, 3.0), stopped_at=2.0, exited=2.7)
+    assert not locked_while_stopping((0.5, 1.9), stopped_at=2.0, exited=2.7)  # released
+    assert not locked_while_stopping((2.8, 3.0), stopped_at=2.0, exited=2.7)  # after exit
+    assert not locked_while_stopping((1.94, 8.64), stopped_at=None, exited=9.0)
+    assert not locked_while_stopping(None, stopped_at=2.0, exited=2.7)
 
 
 def test_success_with_the_store_file_gone_is_flagged(store: Path) -> None:

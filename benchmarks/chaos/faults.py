@@ -55,6 +55,8 @@ class Scene:
     """Seconds the hanging component had blocked when the executor was told to stop."""
     struck: set[str] = field(default_factory=set)
     """Fault kinds that struck (others were skipped, or the executor ended first)."""
+    locked: tuple[float, float] | None = None
+    """When the db-locked fault held the database's write lock (monotonic: from, to)."""
     finished_at_deletion: dict[str, int] | None = None
     """Run uid -> steps of each run stored finished when the store file was deleted
     (None: not deleted, or not read)."""
@@ -198,9 +200,11 @@ def db_locked(scene: Scene, fault: Fault) -> None:
         connection = sqlite3.connect(scene.db, timeout=5, isolation_level=None)
         try:
             connection.execute("BEGIN EXCLUSIVE")
+            began = time.monotonic()
             scene.strike(fault, f"database locked for {fault.amount:.1f}s")
             scene.sleep(fault.amount)
             connection.execute("ROLLBACK")
+            scene.locked = (began, time.monotonic())
         finally:
             connection.close()
     except sqlite3.Error as error:

@@ -49,9 +49,10 @@ class Outcome:
     killed_runs: set[str] = field(default_factory=set)
     hung_for: float | None = None
     unwritable: bool = False
-    """A fault took the database's writability away (full, read-only): a run's status
-    may stay where it was, if the executor failed (not exit 0); marking such runs is
-    the next executor's work (`--resume`, supervision)."""
+    """A fault took the database's writability away (full, read-only, or locked by
+    another process while the executor stopped): a run's status may stay where it was,
+    if the executor failed (not exit 0); marking such runs is the next executor's work
+    (`--resume`, supervision)."""
     leftovers: list[tuple[int, str]] = field(default_factory=list)
     finished_at_deletion: dict[str, int] | None = None
     """Run uid -> steps stored finished when the harness deleted the store file."""

@@ -178,9 +178,22 @@ def _supervise(plan: Plan, scene: faults.Scene, bounds: Bounds, kinds: set[str])
         signals=scene.signals,
         killed_runs=scene.killed_runs,
         hung_for=scene.hung_for,
-        unwritable=bool({"db-full", "db-readonly"} & kinds - scene.skipped.keys()),
+        unwritable=bool({"db-full", "db-readonly"} & kinds - scene.skipped.keys())
+        or locked_while_stopping(scene.locked, scene.stopped_at, ended),
         finished_at_deletion=scene.finished_at_deletion,
     )
+
+
+def locked_while_stopping(
+    locked: tuple[float, float] | None, stopped_at: float | None, exited: float
+) -> bool:
+    """Another process held the database's write lock while the executor stopped: the
+    stopping store tries a write once, briefly (a ^C exits within a second), and the
+    final statuses stay unwritten, as on a full disk."""
+    if locked is None or stopped_at is None:
+        return False
+    began, ended = locked
+    return began <= exited and ended >= stopped_at
 
 
 def _watch_inode(scene: faults.Scene, bound: float) -> int | None:
