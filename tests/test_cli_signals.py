@@ -133,3 +133,45 @@ def test_sigterm_or_sighup_outside_the_executor_exits_with_its_status(
     if script is SIGNAL_AT_SUMMARY:
         assert b"summary begins" in done.stdout  # printed before the signal: not lost
     # The autouse guard then checks that the store and the governor followed.
+
+
+# Under nohup (SIGHUP ignored when the program starts), a hangup before the executor's
+# watcher and one after it has started are both ignored: the run finishes.
+NOHUP = """
+import os, signal, sys
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+sys.argv = ["palaestrio", "experiment-start", "--plain", "--store", sys.argv[2], sys.argv[3]]
+import palaestrio.cli as program
+program.__getattr__("cli")
+from palaestrio.executor import facade
+real = facade.watch_signals
+class HangUpOnceStarted:
+    def __init__(self, status):
+        self.status = status
+    def started(self, value=None):
+        self.status.started(value)
+        os.kill(os.getpid(), signal.SIGHUP)
+async def signalled_watch(*args, task_status, **kwargs):
+    os.kill(os.getpid(), signal.SIGHUP)
+    await real(*args, task_status=HangUpOnceStarted(task_status), **kwargs)
+facade.watch_signals = signalled_watch
+program.main()
+"""
+
+
+def test_under_nohup_a_hangup_is_ignored(tmp_path: Path) -> None:
+    run = write_experiment(
+        tmp_path, "run", environment="executor_components:SlowEnvironment", max_iter=5
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PALAESTRIO_")}
+    env["PALAESTRIO_TEST_TAG"] = os.environ["PALAESTRIO_TEST_TAG"]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", NOHUP, "1", f"sqlite:///{tmp_path}/runs.db", str(run)],
+        capture_output=True,
+        timeout=90,
+        cwd=tmp_path,
+        env={**env, "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"finished, 5 steps" in done.stdout

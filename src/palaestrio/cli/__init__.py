@@ -62,7 +62,8 @@ def main() -> None:
     # imports take a few tenths of a second, a KeyboardInterrupt there is a traceback).
     _signal.signal(_signal.SIGINT, _interrupted)
     for signum in STOPPING:
-        _signal.signal(signum, _stopped)
+        if _signal.getsignal(signum) != _signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+            _signal.signal(signum, _stopped)
     import signal
 
     command = __getattr__("cli")

@@ -1,8 +1,9 @@
 """Signals: the first SIGINT, SIGTERM or SIGHUP stops gracefully, the next kills.
 
 SIGHUP (the terminal closed) is a request to stop like SIGTERM, not a reason to die
-on the spot and orphan the governors. The receiver is iterated by a task outside the
-runs it cancels, so a second signal is seen while the first one's shutdown runs.
+on the spot and orphan the governors; ignored (``nohup``), it stays ignored. The
+receiver is iterated by a task outside the runs it cancels, so a second signal is seen
+while the first one's shutdown runs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ async def watch_signals(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+    watched = [s for s in STOP_SIGNALS if s != signal.SIGHUP or not _ignored(s)]
+    with trio.open_signal_receiver(*watched) as signals:
         task_status.started()
         first = True
         async for signum in signals:
@@ -41,3 +43,7 @@ async def watch_signals(
             else:
                 log.warning("second signal: killing every RunGovernor now")
                 on_again()
+
+
+def _ignored(signum: signal.Signals) -> bool:
+    return signal.getsignal(signum) == signal.SIG_IGN
