@@ -214,3 +214,22 @@ def test_a_resume_leaving_a_run_unfinished_or_running_is_flagged(store: Path) ->
     found = [violation.kind for violation in check_resumed(PLAN, store, 1, "Error: x")]
     assert found == ["resume-failed", "resume-incomplete", "resume-stuck-status"]
     assert [v.kind for v in check_resumed(PLAN, store, None, "")] == ["resume-stalled"]
+
+
+def test_under_nohup_the_executors_get_sighups_default() -> None:
+    """The suite run with nohup once let every early SIGHUP pass unnoticed."""
+    script = (
+        "import signal, subprocess, sys\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "from chaos.driver import unignore_hangup\n"
+        "unignore_hangup()\n"
+        "child = 'import signal; print(signal.getsignal(signal.SIGHUP) == signal.SIG_DFL)'\n"
+        "subprocess.run([sys.executable, '-c', child], check=True)\n"
+    )
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(benchmarks), str(tests)]))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.stdout.strip() == "True", done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +60,13 @@ def kinds(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def unignore_hangup() -> None:
+    """Under nohup: a handler (reset by exec, unlike SIG_IGN) keeps us alive and gives
+    each executor SIGHUP's default, so the sighup fault tests a terminal hangup."""
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     seed = args.seed if args.seed is not None else secrets.randbits(32)
@@ -68,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         plans = [plans[args.only]]
     bounds = Bounds(run=args.run_bound, exit=args.exit_bound)
     guard = LeakGuard()  # makes this process a subreaper: orphans stay findable
+    unignore_hangup()
     resume = not args.no_resume and resumption.supported()
     print(f"chaos: seed {seed} (re-run one: --seed {seed} --only K)", flush=True)
     print(f"failed batches resumed: {'yes' if resume else 'no (no --resume)'}", flush=True)
