@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import zmq
 
 from executor_support import (
     load_run,
@@ -19,6 +20,7 @@ from executor_support import (
     stored_status,
     wait_for_steps,
 )
+from mdp_plain import MDPW01, READY
 from palaestrio.executor import (
     Executor,
     ExecutorState,
@@ -313,3 +315,28 @@ async def test_the_executors_broker_keeps_the_bounds_it_is_given(
         r.getMessage() for r in caplog.records if "over the service's limit" in r.getMessage()
     ]
     assert refusals and "limit of 1,000 bytes" in refusals[0], refusals
+
+
+async def test_a_stray_worker_with_a_garbage_service_name_expires_harmlessly(
+    tmp_path: Path,
+) -> None:
+    """Random frames into the broker (chaos suite, seed 20261204, iteration 216) made a
+    worker for a service named in bytes that are not UTF-8; when it went silent, the
+    executor's callback failed to decode the name and took the executor down."""
+    endpoint = f"ipc://{tmp_path}/broker"
+    run = load_run(tmp_path, "after", max_iter=5)
+    with trio.fail_after(60):
+        async with open_executor(
+            1, store_uri(tmp_path), broker_uri=endpoint, heartbeat_interval=0.1
+        ) as executor:
+            stray = zmq.Context.instance().socket(zmq.DEALER)
+            stray.setsockopt(zmq.LINGER, 0)
+            try:
+                stray.connect(endpoint)
+                stray.send_multipart([b"", MDPW01, READY, b"\xaa\xff garbage"])
+                await trio.sleep(1.0)  # silent for 3 heartbeats of 0.1 s: expired
+            finally:
+                stray.close()
+            executor.schedule(run)
+    [info] = executor.experiment_runs()
+    assert info.status == "finished", info.reason

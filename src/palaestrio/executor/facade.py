@@ -315,7 +315,11 @@ class Executor:
     # -- what governors tell us -----------------------------------------------------
 
     def _on_worker_expired(self, service: bytes) -> None:
-        governor_id = service.removeprefix(messages.governor_service("").encode()).decode()
+        # Any peer can register a worker, under any name (not UTF-8 even): only ours count.
+        prefix = messages.governor_service("").encode()
+        if not service.startswith(prefix):
+            return
+        governor_id = service.removeprefix(prefix).decode(errors="replace")
         for slot in self._slots:
             child = slot.child
             if slot.info.run_governor_id == governor_id and child and not child.exited.is_set():
