@@ -13,12 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from executor_support import unignore_hangup
 from leak_guard import TAG_VARIABLE, LeakGuard
 from palaestrio import proctree
 
 pytest_plugins = ["pytester"]
 
 GUARD = LeakGuard()
+unignore_hangup()  # the programs tests start see SIGHUP's default, even under nohup
 
 
 @pytest.fixture(autouse=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
-import signal
 import tempfile
 import time
 from pathlib import Path
 
+from executor_support import unignore_hangup
 from leak_guard import LeakGuard
 
 from . import resume as resumption
@@ -58,13 +58,6 @@ def kinds(text: str) -> tuple[str, ...]:
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(f"unknown fault kind(s) {unknown}; known: {KINDS}")
     return chosen
-
-
-def unignore_hangup() -> None:
-    """Under nohup: a handler (reset by exec, unlike SIG_IGN) keeps us alive and gives
-    each executor SIGHUP's default, so the sighup fault tests a terminal hangup."""
-    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, lambda _signum, _frame: None)
 
 
 def main(argv: list[str] | None = None) -> int:
