@@ -30,6 +30,7 @@ from pathlib import Path
 
 import trio
 
+from _report import record
 from mdp_echo import child, timed_run
 from palaestrio.mdp.client import Client, open_client
 from palaestrio.mdp.worker import serve_worker
@@ -161,6 +162,7 @@ async def main(args: argparse.Namespace) -> None:
             rate = {k: statistics.median(r for r, _ in echo[k][in_flight]) for k in BROKERS}
             cpu = {k: statistics.median(c for _, c in echo[k][in_flight]) for k in BROKERS}
             ratio = rate["palaestrio"] / rate["reference"]
+            record(f"broker_ratio_{in_flight}", ratio, rates=rate)
             name = f"echo, {in_flight} in flight: requests/s"
             print(
                 f"{name:<46}{rate['reference']:>12,.0f}{rate['palaestrio']:>12,.0f}"
@@ -177,6 +179,9 @@ async def main(args: argparse.Namespace) -> None:
             endpoint = f"ipc://{directory}/{kind}-governors.ipc"
             load[kind] = await governor_load(kind, endpoint, args.governor_seconds)
         p99 = {k: load[k]["latencies"][int(0.99 * len(load[k]["latencies"]))] for k in load}
+        record("governors_p99_seconds", p99["palaestrio"])
+        lost = load["palaestrio"]
+        record("governors_lost", lost["lost"], sent=lost["sent"])
         name = f"{GOVERNORS} governors: p99 latency ms"
         print(
             f"{name:<46}{p99['reference'] * 1e3:>12.1f}{p99['palaestrio'] * 1e3:>12.1f}"
