@@ -28,7 +28,6 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 import sqlalchemy.exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
 from palaestrio.store import schema
@@ -49,7 +48,13 @@ def to_json(value: Any) -> str:
 
 def insert_for(dialect: sa.Dialect) -> Callable[[sa.Table], Any]:
     """The dialect's INSERT construct, which has ON CONFLICT DO NOTHING / DO UPDATE."""
-    return postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    if dialect.name == "postgresql":  # loaded only for PostgreSQL (imports take ~50 ms)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def refused_write(error: sqlalchemy.exc.DBAPIError) -> bool:
