@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
@@ -108,15 +109,32 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "src")
 
 
+PEER_RESULTS = HERE / ".nox" / "bench_peer.json"
+"""`bench_peer` writes its numbers here; `bench`'s table takes palaestrAI's time from it."""
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark script in benchmarks/ (each prints its own table)."""
-    session.install("-e", ".")
+    """Every benchmark script in benchmarks/ (each prints its own table), then issue 15's
+    table of headline numbers, targets and met/missed (`benchmarks/_table.py`)."""
+    # The benchmarks use the tests' helpers and what the tests need (pyarrow, ...).
+    session.install("-e", ".[test]")
     names = session.posargs or sorted(
         p.stem for p in (HERE / "benchmarks").glob("*.py") if not p.stem.startswith("_")
     )
+    results = Path(session.create_tmp()) / "bench-results.jsonl"
+    results.unlink(missing_ok=True)
+    failed = []
     for name in names:
-        session.run("python", f"benchmarks/{name}.py")
+        try:
+            session.run(
+                "python", f"benchmarks/{name}.py", env={"PALAESTRIO_BENCH_RESULTS": str(results)}
+            )
+        except CommandFailed:  # the table comes all the same
+            failed.append(name)
+    session.run("python", "benchmarks/_table.py", str(results), "--peer", str(PEER_RESULTS))
+    if failed:
+        session.error(f"benchmarks that failed: {', '.join(failed)}")
 
 
 @nox.session
@@ -131,7 +149,8 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session
 def bench_peer(session: nox.Session) -> None:
-    """palaestrio beside palaestrAI 3.5 (installed in a venv of its own): one table.
+    """palaestrio beside palaestrAI 3.5 (installed in a venv of its own): one table; the
+    numbers also go to .nox/bench_peer.json, where `bench` reads palaestrAI's time.
 
     Takes several minutes (palaestrAI's runs are slow). Arguments go to the script,
     e.g. `nox -s bench_peer -- --repeat 3`.
@@ -142,6 +161,7 @@ def bench_peer(session: nox.Session) -> None:
     if not palaestrai.exists():
         session.run("python", "-m", "venv", str(peer))
         session.run(str(peer / "bin" / "python"), "-m", "pip", "install", PALAESTRAI, external=True)
-    session.run(
-        "python", "benchmarks/peer/bench_peer.py", "--palaestrai", str(palaestrai), *session.posargs
-    )
+    args = list(session.posargs)
+    if "--json" not in args:
+        args += ["--json", str(PEER_RESULTS)]
+    session.run("python", "benchmarks/peer/bench_peer.py", "--palaestrai", str(palaestrai), *args)

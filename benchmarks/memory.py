@@ -1,9 +1,9 @@
-"""Resident memory of executor and governor over a long run (issue 15): ``python
+"""Resident memory of executor, governor and store over a long run (issue 15): ``python
 benchmarks/memory.py [--steps N] [--seconds S]``.
 
 One executor process (as `benchmarks/executor.py` starts it: SQLite store, 2 agents)
-runs a `--steps`-step run (default 1,000,000). Every second the RSS of the executor
-and of its governor is sampled. The run is stopped with SIGINT after `--seconds`
+runs a `--steps`-step run (default 1,000,000). Every second the RSS of the executor,
+its governor and its store process is sampled. The run is stopped with SIGINT after `--seconds`
 (default 120) if it has not finished: the growth rate is then projected to the whole
 run. Target: flat, i.e. no growth after the first 10 s beyond `--tolerance` MB
 (default 5: allocator noise, SQLite's page cache filling up to its limit), judged by
@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import record
 from executor import CHILD_ENV, HERE, experiment
 
 WARM_UP = 10.0
@@ -35,8 +36,8 @@ def rss(pid: int) -> int:
         return 0
 
 
-def governor_of(pid: int) -> int | None:
-    """The child of `pid` that is a RunGovernor (by its process title)."""
+def child_of(pid: int, marker: bytes) -> int | None:
+    """The child of `pid` whose command line holds `marker` (a RunGovernor, the store)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -45,7 +46,7 @@ def governor_of(pid: int) -> int | None:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"governor" in cmdline:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and marker in cmdline:
             return int(entry.name)
     return None
 
@@ -61,7 +62,8 @@ def main() -> None:
         help="the executor prints where its Python memory grew after 10 s (slower)",
     )
     args = parser.parse_args()
-    samples: list[tuple[float, int, int]] = []  # (seconds since start, executor, governor)
+    # (seconds since start, executor, governor, store)
+    samples: list[tuple[float, int, int, int]] = []
     with tempfile.TemporaryDirectory(prefix="palaestrio-memory-") as tmp:
         file = experiment(Path(tmp), "long", args.steps, 2)
         process = subprocess.Popen(
@@ -80,12 +82,14 @@ def main() -> None:
         )
         started = time.monotonic()
         governor: int | None = None
+        store: int | None = None
         stopped = False
         while process.poll() is None:
             now = time.monotonic() - started
-            governor = governor or governor_of(process.pid)
-            if governor is not None and not stopped:
-                samples.append((now, rss(process.pid), rss(governor)))
+            governor = governor or child_of(process.pid, b"palaestrio.governor")
+            store = store or child_of(process.pid, b"palaestrio.store")
+            if governor is not None and store is not None and not stopped:
+                samples.append((now, rss(process.pid), rss(governor), rss(store)))
             if now >= args.seconds and not stopped:
                 process.send_signal(signal.SIGINT)
                 stopped = True
@@ -97,7 +101,7 @@ def main() -> None:
 
 
 def report(
-    samples: list[tuple[float, int, int]], steps: int, args: argparse.Namespace, stopped: bool
+    samples: list[tuple[float, int, int, int]], steps: int, args: argparse.Namespace, stopped: bool
 ) -> None:
     late = [s for s in samples if s[0] >= WARM_UP]
     if len(late) < 2:
@@ -110,22 +114,27 @@ def report(
         f"{steps:,} of {args.steps:,} steps in {samples[-1][0]:.0f} s"
         + (f" (stopped; the whole run would take {whole:.0f} s)" if stopped else "")
     )
-    print("RSS every 10 s (executor/governor MB):")
-    print("  " + "  ".join(f"{s[1] / 2**20:.1f}/{s[2] / 2**20:.1f}" for s in samples[::10]))
+    print("RSS every 10 s (executor/governor/store MB):")
+    print("  " + "  ".join("/".join(f"{x / 2**20:.1f}" for x in s[1:]) for s in samples[::10]))
     # RSS wobbles by a few MB as batches come and go: growth is the slope of a
     # least-squares line through the samples after the first 10 s, projected over the
     # whole run.
     print(f"{'process':<10} {'at 10 s':>9} {'max':>9} {'MB/min':>8} {'projected':>10}  target")
-    for column, name in ((1, "executor"), (2, "governor")):
+    growth: dict[str, float] = {}
+    for column, name in ((1, "executor"), (2, "governor"), (3, "store")):
         times = [s[0] for s in late]
         sizes = [s[column] / 2**20 for s in late]
         slope = statistics.linear_regression(times, sizes).slope
         projected = slope * (min(whole, 10 * 3600) - WARM_UP)
+        growth[name] = projected
         verdict = "met" if projected <= args.tolerance else "missed"
         print(
             f"{name:<10} {sizes[0]:>7.1f}MB {max(sizes):>7.1f}MB {slope * 60:>+8.2f}"
             f" {projected:>+8.1f}MB  flat (<= {args.tolerance:g} MB growth after 10 s): {verdict}"
         )
+
+    met = all(mb <= args.tolerance for mb in growth.values())
+    record("memory_growth_mb", max(growth.values()), per_process=growth, met=met)
 
 
 if __name__ == "__main__":

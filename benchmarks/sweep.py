@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import record
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the tests' run files
 sys.path.insert(0, str(HERE / "peer"))  # palaestrAI-shaped run files
@@ -111,6 +113,8 @@ def main() -> None:
         trivials = [trivial(base) for _ in range(args.repeat)]
     rate, cpu_per_run = (statistics.median(values) for values in zip(*sweeps, strict=True))
     wall, cpu = (statistics.median(values) for values in zip(*trivials, strict=True))
+    record("sweep_runs_per_second", rate, spread=[s[0] for s in sweeps])
+    record("trivial_cli_seconds", wall, spread=[t[0] for t in trivials])
     rows = [
         (
             f"(a) {SWEEP_RUNS} x {STEPS}-step runs, -p {PARALLEL}, CLI whole process",

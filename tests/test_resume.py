@@ -29,11 +29,20 @@ def write_runs(directory: Path, count: int) -> None:
         )
 
 
+def started_since_first_finished(output: bytes) -> bool:
+    """A run went `running` after the first run finished: it has a whole run's time to
+    go (the parallel runs of a batch can all end within milliseconds of each other)."""
+    lines = output.decode(errors="replace").splitlines()
+    first = next((i for i, line in enumerate(lines) if "): finished" in line), len(lines))
+    return any("): running" in line for line in lines[first:])
+
+
 async def interrupt_after(
-    cwd: Path, runs_dir: Path, finished: int, signum: signal.Signals
+    cwd: Path, runs_dir: Path, finished: int, signum: signal.Signals, *, running: bool = False
 ) -> tuple[int, str]:
-    """`experiment-start -p 4 runs_dir` sent `signum` once `finished` runs finished;
-    its exit status and output."""
+    """`experiment-start -p 4 runs_dir` sent `signum` once `finished` runs finished (and,
+    with `running`, once a run started after the first one finished); its exit status
+    and output."""
     process = await trio.lowlevel.open_process(
         [*PYTHON_M, "experiment-start", "--plain", "-p", "4", str(runs_dir)],
         cwd=cwd,
@@ -47,7 +56,9 @@ async def interrupt_after(
         with trio.fail_after(90):
             async for chunk in process.stdout:
                 output += chunk
-                if output.count(b"): finished") >= finished:
+                if output.count(b"): finished") >= finished and (
+                    not running or started_since_first_finished(output)
+                ):
                     break
             process.send_signal(signum)
             async for chunk in process.stdout:
@@ -105,7 +116,8 @@ async def test_after_the_executor_was_killed_resume_marks_its_runs_then_reruns_t
     runs_dir = tmp_path / "runs"
     write_runs(runs_dir, 6)
     before = GUARD.snapshot()
-    returncode, _ = await interrupt_after(tmp_path, runs_dir, 1, signal.SIGKILL)
+    # Killed while a run is running, not just as the first batch ends.
+    returncode, _ = await interrupt_after(tmp_path, runs_dir, 1, signal.SIGKILL, running=True)
     assert returncode == -signal.SIGKILL
     # The store process and the governors outlive the executor by milliseconds (their
     # lifelines): a run may still end meanwhile. Read the store once they are gone.

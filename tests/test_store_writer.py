@@ -28,6 +28,7 @@ from palaestrio.store.messages import (
     Rejected,
     Running,
     StoreRequest,
+    Summarize,
 )
 from palaestrio.store.queries import UnknownRun, list_runs, run_details
 from palaestrio.store.service import StoreService
@@ -116,6 +117,21 @@ def test_row_counts_are_exact(writer: StoreWriter, store_engine: sa.Engine) -> N
     assert count(store_engine, "agents") == phases * len(AGENTS)
     [run] = list_runs(store_engine)
     assert (run.phases, run.episodes, run.steps) == (phases, phases * workers * episodes, all_steps)
+
+
+def test_summaries_are_what_list_runs_says(writer: StoreWriter, store_engine: sa.Engine) -> None:
+    writer.apply(scheduled("i-1"))
+    writer.apply(scheduled("i-2", run_uid="run-2"))
+    write_run(writer, "i-1", list(run_records(episodes=2, steps=5)))
+    writer.apply(Finished("i-1", time.time()))
+    reply = writer.apply(Summarize(["i-1", "i-2", "unknown"]))
+    assert reply.runs == list_runs(store_engine)
+    assert [(run.status, run.episodes, run.steps) for run in reply.runs] == [
+        (RunStatus.FINISHED, 2, 10),
+        (RunStatus.SCHEDULED, 0, 0),
+    ]
+    # What the executor receives, through msgpack.
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(reply), type=Acknowledged) == reply
 
 
 def test_resent_batches_change_nothing(writer: StoreWriter, store_engine: sa.Engine) -> None:

@@ -31,7 +31,7 @@ import zmq
 
 from palaestrio import curve
 
-__all__ = ["Socket", "new_socket", "open_socket", "shared_context"]
+__all__ = ["Socket", "new_socket", "open_socket", "recv_now", "send_now", "shared_context"]
 
 _backend_send = zmq.backend.Socket.send
 _backend_recv = zmq.backend.Socket.recv
@@ -44,7 +44,7 @@ _POLLIN: Final = int(zmq.POLLIN)
 _POLLOUT: Final = int(zmq.POLLOUT)
 
 
-def _send_now(raw: zmq.Socket[bytes], frames: Sequence[bytes]) -> None:
+def send_now(raw: zmq.Socket[bytes], frames: Sequence[bytes]) -> None:
     """Sends all of `frames` or, with `zmq.Again`, none: a message's later frames are
     always taken once its first one is (zmq's multipart atomicity)."""
     last = len(frames) - 1
@@ -54,7 +54,7 @@ def _send_now(raw: zmq.Socket[bytes], frames: Sequence[bytes]) -> None:
         _backend_send(raw, frame, _NOBLOCK_SNDMORE if index < last else _NOBLOCK)
 
 
-def _recv_now(raw: zmq.Socket[bytes]) -> list[bytes]:
+def recv_now(raw: zmq.Socket[bytes]) -> list[bytes]:
     """Receives one whole message, or raises `zmq.Again`."""
     frames: list[bytes] = [_backend_recv(raw, _NOBLOCK)]
     while _backend_get(raw, _RCVMORE):
@@ -107,7 +107,7 @@ class Socket:
         try:
             while True:
                 try:
-                    _send_now(self.raw, frames)
+                    send_now(self.raw, frames)
                 except zmq.Again:
                     waited = await self._wait_for(_POLLOUT) or waited
                 else:
@@ -124,7 +124,7 @@ class Socket:
         if self._closed or self._sending:
             return False
         try:
-            _send_now(self.raw, frames)
+            send_now(self.raw, frames)
         except zmq.Again:
             return False
         self._wake_others()
@@ -141,7 +141,7 @@ class Socket:
         try:
             while True:
                 try:
-                    frames = _recv_now(self.raw)
+                    frames = recv_now(self.raw)
                 except zmq.Again:
                     waited = await self._wait_for(_POLLIN) or waited
                 else:
@@ -163,7 +163,7 @@ class Socket:
         if self._closed or self._receiving:
             return None
         try:
-            frames = _recv_now(self.raw)
+            frames = recv_now(self.raw)
         except zmq.Again:
             return None
         self._wake_others()

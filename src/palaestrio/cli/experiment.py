@@ -21,7 +21,6 @@ from palaestrio.experiment import (
     load_experiment_runs,
 )
 from palaestrio.status import RunStatus
-from palaestrio.store.errors import StoreError
 
 from .group import EXIT_CODES, EXIT_FAILED, Options, cli, paths_argument, store_option
 from .live import PLAIN_INTERVAL, LiveProgress, PlainProgress, Progress
@@ -34,6 +33,7 @@ from .slurm import executor_options, launcher_options
 # experiment file or listing runs should not wait for it.
 if TYPE_CHECKING:
     from palaestrio.executor import ExecutorState, ExperimentRunRuntimeInformation
+    from palaestrio.store.messages import RunSummary
 
 log = logging.getLogger("palaestrio.cli")
 
@@ -103,7 +103,7 @@ def experiment_start(
             logging.getLogger("palaestrio.governor").getEffectiveLevel()
         )
         placement = executor_options(launcher, cpus_per_run, insecure)
-        state, infos, store_failure = trio.run(
+        state, infos, store_failure, stored = trio.run(
             _execute, runs, config, view, governor_level, placement
         )
     if state.name in EXIT_CODES:
@@ -113,7 +113,9 @@ def experiment_start(
 
     finals = final_attempts(infos)
     # A store that failed may hold stale statuses (or be gone): the executor's say.
-    _print_summary(console, config.store_uri, finals, view.reported, store_failure is None)
+    _print_summary(
+        console, config.store_uri, finals, view.reported, stored if store_failure is None else None
+    )
     if state.name in EXIT_CODES:
         ctx.exit(EXIT_CODES[state.name])
     if store_failure is not None:
@@ -128,7 +130,9 @@ async def _execute(
     view: Progress,
     governor_level: str,
     placement: dict[str, Any],
-) -> tuple[ExecutorState, list[ExperimentRunRuntimeInformation], str | None]:
+) -> tuple[
+    ExecutorState, list[ExperimentRunRuntimeInformation], str | None, list[RunSummary] | None
+]:
     from palaestrio.executor import Executor, ExecutorOptions
 
     executor = Executor(
@@ -158,7 +162,7 @@ async def _execute(
         view.update(info)
     with view.showing():
         state = await executor.execute()
-    return state, executor.experiment_runs(), executor.store_failure
+    return state, executor.experiment_runs(), executor.store_failure, executor.stored_runs
 
 
 def load_runs(paths: Sequence[Path]) -> list[ExperimentRun]:
@@ -186,9 +190,9 @@ def load_runs(paths: Sequence[Path]) -> list[ExperimentRun]:
 
 
 def _check_store_uri(uri: str) -> None:
-    from palaestrio.store import parse_store_uri
+    from palaestrio.store.uri import parse_uri
 
-    parse_store_uri(uri)
+    parse_uri(uri)
 
 
 def _print_summary(
@@ -196,24 +200,15 @@ def _print_summary(
     store_uri: str,
     infos: list[ExperimentRunRuntimeInformation],
     reported: set[str],
-    read_store: bool = True,
+    stored_runs: list[RunSummary] | None,
 ) -> None:
-    """The runs of this invocation (each one's last attempt) as the store has them (the
-    executor's view if the store cannot or must not be read), and why runs failed unless
+    """The runs of this invocation (each one's last attempt) as the store has them
+    (`stored_runs`, which the executor read through the store process; the executor's
+    view where the store could not or must not say), and why runs failed unless
     `reported` (printed already)."""
-    from palaestrio.store import list_runs, open_database
-    from palaestrio.store.engine import describe
+    from palaestrio.store.uri import describe
 
-    stored = {}
-    try:
-        engine = open_database(store_uri) if read_store else None
-        if engine is not None:
-            try:
-                stored = {summary.instance_uid: summary for summary in list_runs(engine)}
-            finally:
-                engine.dispose()
-    except StoreError as error:
-        log.warning("cannot read the runs back from the store: %s", error)
+    stored = {summary.instance_uid: summary for summary in stored_runs or ()}
     summary_table = table()
     summary_table.add_column("run", overflow="fold", min_width=10)
     summary_table.add_column("instance", no_wrap=True)

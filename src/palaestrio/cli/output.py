@@ -24,7 +24,7 @@ characters (which `runs show` accepts, as git's short hashes)."""
 
 
 def instance_id(uid: str, console: Console) -> str:
-    from palaestrio.store.queries import SHORT_UID_LENGTH
+    from palaestrio.store.messages import SHORT_UID_LENGTH
 
     return uid if console.width >= WIDE else uid[:SHORT_UID_LENGTH]
 

@@ -45,6 +45,7 @@ from palaestrio.executor.supervisor import (
     supervise,
 )
 from palaestrio.experiment.model import ExperimentRun
+from palaestrio.store.messages import RunSummary
 from palaestrio.store.run_logs import run_log_dir
 
 log = logging.getLogger("palaestrio.executor")
@@ -106,6 +107,7 @@ class Executor:
         self._book: StatusBook | None = None
         self._interrupted_by: int | None = None
         self._store_failure: str | None = None
+        self._stored_runs: list[RunSummary] | None = None
 
     # -- public API (the seed's shape) ---------------------------------------------
 
@@ -256,6 +258,9 @@ class Executor:
             self._scheduler.close("the executor has ended")
             with trio.move_on_after(self.options.finalize_grace, shield=True):
                 await self._scheduler.conclude_unstarted(book, self._slots)
+            with trio.move_on_after(self.options.finalize_grace, shield=True):
+                uids = [slot.info.instance_uid for slot in self._slots]
+                self._stored_runs = await book.stored_runs(uids)
 
     async def _schedule(self, book: StatusBook, context: RunContext) -> None:
         try:
@@ -272,6 +277,13 @@ class Executor:
             if self._book is not None:
                 self._book.notify(retry[0].info)
         return retry
+
+    @property
+    def stored_runs(self) -> list[RunSummary] | None:
+        """Once the executor has ended: its run instances as the store has them (the
+        store read by its own process, so this one needs no database driver); None if
+        the store could not say."""
+        return self._stored_runs
 
     @property
     def store_failure(self) -> str | None:

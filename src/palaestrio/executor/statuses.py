@@ -17,7 +17,7 @@ from palaestrio.mdp.client import Client
 from palaestrio.status import RunStatus
 from palaestrio.store import messages as store_messages
 from palaestrio.store.errors import StoreError
-from palaestrio.store.sender import send_status
+from palaestrio.store.sender import deliver, send_status
 
 log = logging.getLogger("palaestrio.executor")
 
@@ -91,6 +91,17 @@ class StatusBook:
         if report is not None:
             info.phases, info.episodes, info.steps = report.phases, report.episodes, report.steps
         self.notify(info)
+
+    async def stored_runs(self, instance_uids: list[str]) -> list[store_messages.RunSummary] | None:
+        """What the store has of these run instances; None when it cannot say."""
+        if self.store_failure is not None:
+            return None
+        try:
+            reply = await deliver(self.client, store_messages.Summarize(instance_uids))
+        except StoreError as error:
+            log.warning("cannot read the runs back from the store: %s", error)
+            return None
+        return reply.runs
 
     async def _store(self, event: store_messages.StatusEvent) -> str | None:
         """Sends a status event; returns the status the store now has.

@@ -1,9 +1,10 @@
 """The MDP/0.1 broker: one ROUTER socket that clients and workers both connect to.
 
-The broker's rules live in `broker_core.BrokerCore`, which does no I/O. This module is
-the trio layer: one task owns the socket (trio-notes §1.2a), feeds every message it
-receives to the core, sends what the core answers, and calls the core's `tick` when its
-deadline comes (heartbeats, worker expiry), all from the same loop.
+The broker's rules live in `broker_core.BrokerCore`, which does no I/O. This module
+drives it: one thread owns the socket, feeds every message it receives to the core,
+sends what the core answers, and calls the core's `tick` when its deadline comes
+(heartbeats, worker expiry), all from the same blocking loop; `serve` is the trio face
+of that thread (started once bound, cancelled to stop it).
 
 Run alone: ``python -m palaestrio.mdp.broker --bind tcp://127.0.0.1:5555``.
 """
@@ -11,13 +12,19 @@ Run alone: ``python -m palaestrio.mdp.broker --bind tcp://127.0.0.1:5555``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
+import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 import zmq
@@ -34,56 +41,90 @@ from palaestrio.mdp.broker_core import (
 )
 from palaestrio.mdp.drops import DEFAULT_LOG_INTERVAL
 from palaestrio.mdp.zap import ZAP_ENDPOINT, serve_zap
-from palaestrio.zmq_trio import Socket, open_socket
+from palaestrio.zmq_trio import Socket, open_socket, recv_now, send_now
+
+if TYPE_CHECKING:
+    from outcome import Outcome
 
 __all__ = ["DEFAULT_MAX_WAITING_REQUESTS", "main", "private_ipc_endpoint", "serve"]
 
 log = logging.getLogger(__name__)
 
 
-BATCH = 256
-"""Messages handled per scheduler pass while more keep coming."""
-
-
 async def _run(sock: Socket, core: BrokerCore) -> None:
-    """Moves frames between `sock` and `core` until cancelled.
+    """Moves frames between `sock` and `core` until cancelled, in a thread of its own.
 
-    Each wakeup drains every message that is there (up to `BATCH`, then other tasks get
-    a turn), so under load the scheduler runs once per batch instead of once per message.
-    The core's timed work runs in a task of its own, so a wait needs no cancel scope.
+    The socket loop is a plain blocking one (`zmq.Poller`, receive everything that is
+    there, send what the core answers, `tick` when its deadline comes): per message it
+    costs a poll at most, where a trio task paid an epoll registration, a wait and a
+    scheduler pass (measured: benchmarks/mdp_broker.py). The thread alone touches the
+    socket from here on; cancelling this task wakes it through a pipe and waits for it.
     """
+    stop_reader, stop_writer = os.pipe()
+    finished = trio.Event()
+    result: list[Outcome[None]] = []
+    token = trio.lowlevel.current_trio_token()
+
+    def report(value: Outcome[None]) -> None:
+        result.append(value)
+        token.run_sync_soon(finished.set)
+
+    try:
+        trio.lowlevel.start_thread_soon(partial(_loop, sock.raw, core, stop_reader), report)
+        try:
+            await finished.wait()
+        finally:
+            os.write(stop_writer, b"x")
+            with trio.CancelScope(shield=True):
+                await finished.wait()
+    finally:
+        os.close(stop_reader)
+        os.close(stop_writer)
+    result[0].unwrap()
+
+
+def _loop(raw: zmq.Socket[bytes], core: BrokerCore, stop: int) -> None:
+    poller = zmq.Poller()
+    poller.register(raw, zmq.POLLIN)
+    poller.register(stop, zmq.POLLIN)
     out: list[list[bytes]] = []
-    send_lock = trio.Lock()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_tick, sock, core, send_lock)
-        while True:
-            now = trio.current_time()
-            received = 0
-            while received < BATCH and (frames := sock.try_recv_multipart()) is not None:
-                core.receive_into(frames, now, out)
-                received += 1
-            if out:
-                await _send_all(sock, out, send_lock)
-                out.clear()
-            if received == BATCH:
-                await trio.lowlevel.checkpoint()
-            else:
-                await sock.wait_recv()
-
-
-async def _tick(sock: Socket, core: BrokerCore, send_lock: trio.Lock) -> None:
     while True:
-        await trio.sleep_until(core.next_deadline())
-        await _send_all(sock, core.tick(trio.current_time()), send_lock)
+        now = time.monotonic()
+        deadline = core.next_deadline()
+        if deadline <= now:
+            _send_all(raw, core.tick(now))
+            continue
+        wait = None if math.isinf(deadline) else math.ceil((deadline - now) * 1e3)
+        if any(fd == stop for fd, _ in poller.poll(wait)):
+            return
+        now = time.monotonic()
+        while True:
+            try:
+                frames = recv_now(raw)
+            except zmq.Again:
+                break
+            core.receive_into(frames, now, out)
+        _send_all(raw, out)
+        out.clear()
 
 
-async def _send_all(sock: Socket, messages: list[list[bytes]], send_lock: trio.Lock) -> None:
+def _send_all(raw: zmq.Socket[bytes], messages: list[list[bytes]]) -> None:
     for message in messages:
-        # A ROUTER does not block a send (it drops what it cannot route), so the lock
-        # for a waiting send (one sender at a time) is not needed in practice.
-        if not sock.try_send_multipart(message):
-            async with send_lock:
-                await sock.send_multipart(message)
+        # A ROUTER never blocks a send: what it cannot route, it drops (Again would only
+        # come from a peer's full queue, where a blocking send would drop it too).
+        with contextlib.suppress(zmq.Again):
+            send_now(raw, message)
+
+
+def _in_trio(callback: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """`callback`, called from the broker's thread, runs in this trio loop."""
+    token = trio.lowlevel.current_trio_token()
+
+    def call_soon(service: bytes) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(callback, service)
+
+    return call_soon
 
 
 @contextmanager
@@ -136,8 +177,8 @@ async def serve(
         max_queued_bytes=max_queued_bytes,
         request_expiry=request_expiry,
         drop_log_interval=drop_log_interval,
-        now=trio.current_time(),
-        on_worker_expired=on_worker_expired,
+        now=time.monotonic(),  # the broker's thread keeps time with this clock
+        on_worker_expired=None if on_worker_expired is None else _in_trio(on_worker_expired),
     )
     with private_ipc_endpoint() as default_endpoint, _context(curve_server) as context:
         async with open_socket(zmq.ROUTER, context=context) as sock, trio.open_nursery() as nursery:

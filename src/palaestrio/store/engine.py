@@ -28,11 +28,12 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 import sqlalchemy.exc
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from palaestrio.store import schema
 from palaestrio.store.errors import SchemaVersionError, StoreError
+from palaestrio.store.uri import POSTGRES_SCHEMES, SQLITE_SCHEMES, parse_uri
+from palaestrio.store.uri import describe as describe_uri
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -47,7 +48,13 @@ def to_json(value: Any) -> str:
 
 def insert_for(dialect: sa.Dialect) -> Callable[[sa.Table], Any]:
     """The dialect's INSERT construct, which has ON CONFLICT DO NOTHING / DO UPDATE."""
-    return postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    if dialect.name == "postgresql":  # loaded only for PostgreSQL (imports take ~50 ms)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def refused_write(error: sqlalchemy.exc.DBAPIError) -> bool:
@@ -59,41 +66,32 @@ def refused_write(error: sqlalchemy.exc.DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) in ("42501", "25006")
 
 
-_POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"}
-_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
-
-
 def parse_store_uri(uri: str) -> URL:
-    """The SQLAlchemy URL for a store URI; raises `StoreError` naming what is wrong."""
-    try:
-        url = make_url(uri)
-    except (sqlalchemy.exc.ArgumentError, ValueError) as error:
-        raise StoreError(f"not a store URI: {uri!r} ({error})") from None
-    if url.drivername in _SQLITE_DRIVERS:
-        if not url.database or url.database == ":memory:":
-            raise StoreError(
-                f"store URI {uri!r} names no database file; an in-memory SQLite database "
-                "cannot be shared with the store service: use sqlite:///path/to/file.db"
-            )
-        return url.set(drivername="sqlite+pysqlite")
-    if url.drivername in _POSTGRES_DRIVERS:
-        if not url.database:
-            raise StoreError(f"store URI {describe(url)!r} names no database")
-        return url.set(drivername="postgresql+psycopg")
-    raise StoreError(
-        f"unknown store URI scheme {url.drivername!r} in {describe(url)!r}: "
-        "use sqlite:///path/to/file.db or postgresql://user@host/database"
+    """The SQLAlchemy URL for a store URI; raises `StoreError` naming what is wrong
+    (`palaestrio.store.uri.parse_uri` decides what a store URI is)."""
+    parts = parse_uri(uri)
+    query: dict[str, str | list[str]] = {}
+    for key, value in parts.query:
+        held = query.get(key)
+        query[key] = (
+            value if held is None else [*([held] if isinstance(held, str) else held), value]
+        )
+    return URL.create(
+        "sqlite+pysqlite" if parts.backend == "sqlite" else "postgresql+psycopg",
+        username=parts.username,
+        password=parts.password,
+        host=parts.host,
+        port=parts.port,
+        database=parts.database,
+        query=query,
     )
 
 
 def describe(url: URL | str) -> str:
     """The URI with any password masked, for messages."""
     if isinstance(url, str):
-        try:
-            url = make_url(url)
-        except (sqlalchemy.exc.ArgumentError, ValueError):
-            return "<unparsable URI>"
-    if url.drivername in _SQLITE_DRIVERS | _POSTGRES_DRIVERS:
+        return describe_uri(url)
+    if url.drivername in SQLITE_SCHEMES | POSTGRES_SCHEMES:
         url = url.set(drivername=url.get_backend_name())  # as users write it
     return url.render_as_string(hide_password=True)
 

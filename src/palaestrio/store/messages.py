@@ -7,6 +7,8 @@ so a resent event or batch carries the same time and changes nothing.
 
 from __future__ import annotations
 
+import datetime
+
 import msgspec
 
 from palaestrio.records import Record
@@ -65,8 +67,37 @@ class Cancelled(msgspec.Struct, frozen=True, tag="cancelled"):
     reason: str
 
 
+class Summarize(msgspec.Struct, frozen=True, tag="summarize"):
+    """Asks for the `RunSummary` of each of these run instances the store has (the
+    command line's closing table, without SQLAlchemy in the executor's process)."""
+
+    instance_uids: list[str]
+
+
+SHORT_UID_LENGTH = 8
+"""The shortest instance-uid prefix `run_details` accepts (what the CLI shows, as git)."""
+
+
+class RunSummary(msgspec.Struct, frozen=True):
+    run_uid: str
+    instance_uid: str
+    experiment_uid: str
+    status: RunStatus
+    scheduled: datetime.datetime | None
+    started: datetime.datetime | None
+    ended: datetime.datetime | None
+    reason: str | None
+    """Why the run ended in `error` or `cancelled`."""
+    phases: int
+    episodes: int
+    steps: int
+    attempt: int = 1
+    retry_of: str | None = None
+    """The instance uid of the run's first attempt, if this one is a retry."""
+
+
 StatusEvent = Scheduled | Running | Finished | Failed | Cancelled
-StoreRequest = RecordBatch | Scheduled | Running | Finished | Failed | Cancelled
+StoreRequest = RecordBatch | Scheduled | Running | Finished | Failed | Cancelled | Summarize
 
 
 class Acknowledged(msgspec.Struct, frozen=True, tag="ok"):
@@ -78,6 +109,8 @@ class Acknowledged(msgspec.Struct, frozen=True, tag="ok"):
 
     written: int = 0
     status: RunStatus | None = None
+    runs: list[RunSummary] = msgspec.field(default_factory=list)
+    """What a `Summarize` asked for."""
 
 
 class Rejected(msgspec.Struct, frozen=True, tag="error"):

@@ -17,24 +17,8 @@ import sqlalchemy as sa
 from palaestrio.status import RunStatus
 from palaestrio.store import schema
 from palaestrio.store.errors import StoreError
-
-
-class RunSummary(msgspec.Struct, frozen=True):
-    run_uid: str
-    instance_uid: str
-    experiment_uid: str
-    status: RunStatus
-    scheduled: datetime.datetime | None
-    started: datetime.datetime | None
-    ended: datetime.datetime | None
-    reason: str | None
-    """Why the run ended in `error` or `cancelled`."""
-    phases: int
-    episodes: int
-    steps: int
-    attempt: int = 1
-    retry_of: str | None = None
-    """The instance uid of the run's first attempt, if this one is a retry."""
+from palaestrio.store.messages import SHORT_UID_LENGTH as SHORT_UID_LENGTH
+from palaestrio.store.messages import RunSummary as RunSummary
 
 
 class PhaseSummary(msgspec.Struct, frozen=True):
@@ -65,10 +49,6 @@ class UnknownRun(StoreError):
 
 class AmbiguousRun(StoreError):
     """A short instance uid that begins more than one instance's uid."""
-
-
-SHORT_UID_LENGTH = 8
-"""The shortest instance-uid prefix `run_details` accepts (what the CLI shows, as git)."""
 
 
 _instances = schema.experiment_run_instances
@@ -192,6 +172,14 @@ def list_runs(
     where = sa.and_(*conditions) if conditions else None
     with engine.connect() as connection:
         return [_summary(row) for row in connection.execute(_summaries(where))]
+
+
+def summaries_of(connection: sa.Connection, instance_uids: list[str]) -> list[RunSummary]:
+    """The run instances among `instance_uids` the store has (oldest first)."""
+    if not instance_uids:
+        return []
+    rows = connection.execute(_summaries(_instances.c.uid.in_(instance_uids)))
+    return [_summary(row) for row in rows]
 
 
 def run_page(

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from palaestrio.store.engine import parse_store_uri
+from palaestrio.store.uri import parse_uri
 
 LOG_SUFFIX = ".log"
 
@@ -24,9 +24,9 @@ def run_log_dir(store_uri: str, configured: str | os.PathLike[str] | None = None
     """The (absolute) directory holding the run logs of the store at `store_uri`."""
     if configured is not None:
         return Path(configured).expanduser().absolute()
-    url = parse_store_uri(store_uri)
-    assert url.database  # parse_store_uri refuses a store without one
-    if url.get_backend_name() == "sqlite":
+    url = parse_uri(store_uri)
+    assert url.database  # parse_uri refuses a store without one
+    if url.backend == "sqlite":
         database = Path(url.database).absolute()
         return database.with_name(database.name + ".logs")
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

@@ -184,6 +184,8 @@ def _describe(request: messages.StoreRequest) -> str:
             f"batch {request.sequence} ({len(request.records)} records) of run instance "
             f"{request.instance_uid!r}"
         )
+    if isinstance(request, messages.Summarize):
+        return f"the summaries of {len(request.instance_uids)} run instance(s)"
     tag = type(request).__struct_config__.tag
     return f"status {tag!r} of run instance {request.instance_uid!r}"
 

@@ -20,7 +20,14 @@ from palaestrio.status import RunStatus
 from palaestrio.store import schema
 from palaestrio.store.errors import RequestNotOwned, StoreFailed
 from palaestrio.store.file_identity import FileIdentity
-from palaestrio.store.messages import Acknowledged, RecordBatch, Scheduled, StoreRequest
+from palaestrio.store.messages import (
+    Acknowledged,
+    RecordBatch,
+    Scheduled,
+    StoreRequest,
+    Summarize,
+)
+from palaestrio.store.queries import summaries_of
 from palaestrio.store.record_writer import RecordWriter
 from palaestrio.store.status_writer import StatusWriter, status_of
 from palaestrio.store.step_rows import TimestampText, to_datetime
@@ -81,6 +88,8 @@ class StoreWriter:
             self._file.close()  # only now: closing it drops SQLite's locks
 
     def _apply(self, connection: sa.Connection, request: StoreRequest) -> Acknowledged:
+        if isinstance(request, Summarize):  # reads only: any executor's runs
+            return Acknowledged(runs=summaries_of(connection, request.instance_uids))
         uid = request.instance_uid
         if isinstance(request, RecordBatch):
             instance_id = self._owned.get(uid)
