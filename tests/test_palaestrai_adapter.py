@@ -339,6 +339,15 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
             "palaestrai.agent.dummy_brain:DumyBrain",
             "'palaestrai.agent.dummy_brain' has no class 'DumyBrain' (did you mean 'DummyBrain'?)",
         ),
+        (  # a lazily exporting package: its names are in its __all__ only
+            "palaestrai.agent:DumyBrain",
+            "'palaestrai.agent' has no class 'DumyBrain' (did you mean 'DummyBrain'?)",
+        ),
+        (
+            "palaestrai.agent.dumy_brain:DummyBrain",
+            "module 'palaestrai.agent.dumy_brain' not found "
+            "(did you mean 'palaestrai.agent.dummy_brain'?)",
+        ),
         (
             "palaestrai_renamed:DummyMuscle",
             "palaestrai.agent.dummy_muscle.DummyMuscle is a muscle, expected a brain",
