@@ -35,6 +35,7 @@ SUMS = """SELECT p.number, m.episode, printf('%.6f', sum(m.objective))
 
 def timed(argv: list[str], cwd: Path) -> float:
     env = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "xdg")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up as users have it: with bytecode
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True, timeout=1800)
     return time.perf_counter() - start
@@ -43,6 +44,52 @@ def timed(argv: list[str], cwd: Path) -> float:
 def sums(database: Path) -> list[tuple[int, int, str]]:
     with sqlite3.connect(database) as connection:
         return connection.execute(SUMS).fetchall()
+
+
+IMPORTS = {
+    "governor (palaestrio's own components)": [
+        "palaestrio.governor.process",
+        "palaestrio.simulation",
+    ],
+    "+ the palaestrai extra's adapters": [
+        "palaestrio.components.palaestrai.agent",
+        "palaestrio.components.palaestrai.environment",
+    ],
+    "+ this run's classes (hARL: torch)": [
+        "harl.sac.brain",
+        "harl.sac.muscle",
+        "palaestrai_environments.random",
+        "palaestrai.agent.dummy_objective",
+    ],
+}
+MEASURE = """
+import resource, sys, time
+start = time.perf_counter()
+for name in sys.argv[1:]:
+    __import__(name)
+took = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(took, rss, "palaestrai" in sys.modules)
+"""
+
+
+def import_costs(repeat: int = 5) -> list[tuple[str, float, float, bool]]:
+    """Seconds and peak MiB of each level of a governor's imports (fresh interpreters,
+    the fastest of `repeat`), and whether palaestrAI got imported."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    costs = []
+    modules: list[str] = []
+    for label, more in IMPORTS.items():
+        modules += more
+        runs = []
+        for _ in range(repeat):
+            argv = [sys.executable, "-c", MEASURE, *modules]
+            out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+            took, rss, palaestrai = out.stdout.split()
+            runs.append((float(took), float(rss), palaestrai == "True"))
+        took, rss, palaestrai = min(runs)
+        costs.append((label, took, rss, palaestrai))
+    return costs
 
 
 def main() -> None:
@@ -65,6 +112,11 @@ def main() -> None:
     print(f"{'palaestrAI':12} {peer_time:9.1f}s  {peer_sums}")
     print(f"{'palaestrio':12} {own_time:9.1f}s  {own_sums}")
     print(f"speed-up {peer_time / own_time:.1f}x; sums equal: {peer_sums == own_sums}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print()
+    print(f"{'imports per governor':42} {'seconds':>8} {'peak MiB':>9}  palaestrAI imported")
+    for label, took, rss, palaestrai in import_costs():
+        print(f"{label:42} {took:8.2f} {rss:9.0f}  {palaestrai}")
 
 
 if __name__ == "__main__":
