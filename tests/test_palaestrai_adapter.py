@@ -271,6 +271,25 @@ async def test_a_palaestrai_brain_loads_the_previous_phase_dump(tmp_path: Path) 
     assert palaestrai_renamed.SeeingBrain.loaded == [("mighty_defender", stored_value)]
 
 
+async def test_a_brain_on_palaestrais_deprecated_storage_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """palaestrAI's `Brain.store`/`load` hand it a directory under palaestrAI's data path
+    (./_outputs, as palaestrio's), found through the dumper's locators."""
+    monkeypatch.chdir(tmp_path)
+    palaestrai_renamed.DeprecatedBrain.loaded.clear()
+    text = RUN.replace("OBJECTIVE", "DummyObjective").replace(
+        "palaestrai_renamed:DummyBrain", "palaestrai_renamed:DeprecatedBrain"
+    )
+    text = text.replace(
+        "run_config:", "  - phase_1:\n      phase_config: {mode: test, episodes: 1}\nrun_config:"
+    )
+    await run_in_process(load_experiment_run_text(text), ListSink())
+    brains = tmp_path.resolve() / "_outputs" / "brains" / "palaestrai-dummies"
+    assert (brains / "0" / "mighty_defender" / "model").read_text() == "stored"
+    assert palaestrai_renamed.DeprecatedBrain.loaded == [str(brains / "0")]
+
+
 async def test_an_async_environment_keeps_its_tasks_across_episodes(tmp_path: Path) -> None:
     """Its coroutine methods run on one asyncio loop for the whole phase: a task it
     started at the first start is still running in the last episode."""
