@@ -86,12 +86,12 @@ def import_class(name: str) -> type[Any]:
     if not _NAME.match(name):
         raise ComponentNameError(f"expected 'module:Class', found {name!r}")
     module_name, _, attribute_path = name.partition(":")
-    if _is_palaestrai(module_name) and not _palaestrai_installed():
+    if _is_palaestrai(module_name) and not palaestrai_installed():
         raise ComponentNameError(_needs_palaestrai(name)) from None
     try:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is not None and _is_palaestrai(error.name) and not _palaestrai_installed():
+        if error.name is not None and _is_palaestrai(error.name) and not palaestrai_installed():
             raise ComponentNameError(_needs_palaestrai(name)) from None
         if error.name is not None and (
             module_name == error.name or module_name.startswith(error.name + ".")
@@ -156,7 +156,7 @@ def _module_hint(missing: str) -> str:
     return f" (did you mean {suggestion!r}?)"
 
 
-def _palaestrai_installed() -> bool:
+def palaestrai_installed() -> bool:
     try:
         return importlib.util.find_spec("palaestrai") is not None
     except (ImportError, ValueError):  # ValueError: blocked by `sys.modules[...] = None`

@@ -10,6 +10,7 @@ from ..components.names import (
     ComponentNameError,
     import_class,
     import_controller_class,
+    palaestrai_installed,
     resolve_name,
 )
 from .errors import Problem
@@ -60,7 +61,8 @@ class Check:
             self._sources[name] = None
             module, _, attribute = resolve_name(name).partition(":")
             fresh = module not in sys.modules and not module.startswith("palaestrio")
-            if fresh and attribute.isidentifier() and all(map(str.isidentifier, module.split("."))):
+            plain = attribute.isidentifier() and all(map(str.isidentifier, module.split(".")))
+            if fresh and plain and palaestrai_installed():  # else no palaestrAI class
                 from ..components.source_check import source_class
 
                 self._sources[name] = source_class(module, attribute)
