@@ -3,8 +3,9 @@
 
 The environment is tests/palaestrai_renamed.py's `AsyncEnvironment`: palaestrAI's dummy
 environment with coroutine methods and a task kept alive across episodes, as
-palaestrai-mosaik's. Each repetition starts the command, waits for the run to be
-running, lets it step 0.5 s (mid-episode: an episode is a million steps), sends SIGINT
+palaestrai-mosaik's. Each repetition starts the command, waits until its progress
+line shows 10 steps done (mid-episode: an episode is a million steps; earlier, the
+governor may still be importing the components, which a ^C waits for), sends SIGINT
 and times the exit. Needs the `palaestrai` extra (says so and stops without it).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import signal
 import sqlite3
 import statistics
@@ -23,6 +25,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+STEPS = re.compile(r" (\d+)/\d+ \S+ steps")
+"""Steps done, in a progress line (`..., 31/1000000 0% steps, ...`)."""
 RUN = """\
 uid: async-cancel
 seed: 7
@@ -61,15 +65,16 @@ def once(directory: Path) -> tuple[float, int, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(HERE.parent / "tests")
     env["XDG_CONFIG_HOME"] = str(directory / "xdg")
-    argv = [sys.executable, "-m", "palaestrio", "experiment-start", "--plain", str(run_file)]
+    argv = [sys.executable, "-m", "palaestrio", "experiment-start", "--plain"]
+    argv += ["--progress-interval", "0.1", str(run_file)]
     process = subprocess.Popen(
         argv, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     assert process.stdout is not None
     for line in process.stdout:
-        if "): running" in line:
+        done = STEPS.search(line)
+        if done is not None and int(done.group(1)) >= 10:
             break
-    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     sent = time.perf_counter()
     process.stdout.read()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -313,8 +314,9 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
     env["PALAESTRIO_TEST_TAG"] = os.environ["PALAESTRIO_TEST_TAG"]
     env["PYTHONPATH"] = str(HERE)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    argv = [sys.executable, "-m", "palaestrio", "experiment-start", "--plain"]
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "palaestrio", "experiment-start", str(path)],
+        [*argv, "--progress-interval", "0.1", str(path)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -326,9 +328,8 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
         with trio.fail_after(60):
             async for chunk in process.stdout:
                 output += chunk
-                if b"): running" in output:
-                    break
-            await trio.sleep(0.5)  # mid-episode
+                if any(int(n) >= 10 for n in re.findall(rb" (\d+)/\d+ \S+ steps", output)):
+                    break  # mid-episode: 10 steps of a million done
             process.send_signal(signal.SIGINT)
             signalled = trio.current_time()
             async for chunk in process.stdout:
@@ -345,7 +346,7 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
         (status,) = connection.execute("SELECT status FROM experiment_run_instances").fetchone()
         (steps,) = connection.execute("SELECT count(*) FROM world_states").fetchone()
     assert status == "cancelled"
-    assert steps > 0
+    assert steps >= 10
     # The issue asks for <= 1 s; bounded loosely here (a loaded CI machine), measured by
     # benchmarks/palaestrai_async_cancel.py.
     assert exit_took < 10, exit_took
