@@ -13,8 +13,11 @@ with and without the palaestrai extra.
 Measured (2 cores shared with other work): before palaestrio checked palaestrAI classes
 from source, palaestrAI 115.3 s / palaestrio 14.1 s at load ~1, 131.8 s / 10.4 s at
 load ~3-4 (the executor imported torch only to check the file, the governor again);
-after, 116.0 s / 5.3 s (21.8x) at load 2.8-4.0. Sums equal and hARL's actor and critic
-files byte-identical. At load ~3-4 palaestrAI once took 453.8 s and its sums differed
+after, 116.0 s / 5.3 s (21.8x) at load 2.8-4.0; with both cores saturated by other jobs
+(load 4-5, this same code taking 4x its CPU time in-process) 165.0 s / 15.3 s median
+(10.8x wall, 8.7x CPU): palaestrio's work is CPU-bound, most of palaestrAI's wall time
+is its processes waiting on one another. Sums equal and hARL's actor and critic files
+byte-identical. At load ~3-4 palaestrAI once took 453.8 s and its sums differed
 from its own earlier runs (763.308025 / 925.427663 against 801.687302 / 925.803848):
 palaestrAI's result depends on timing when its processes are starved, palaestrio's does
 not. Of palaestrio's time now: importing hARL (torch, pandas) in the governor about
