@@ -49,7 +49,11 @@ def tests_palaestrai(session: nox.Session) -> None:
     """The tests that run palaestrAI's own components (the `palaestrai` extra); the
     `tests` session skips them."""
     session.install("-e", ".[test,palaestrai]")
-    files = ["tests/test_palaestrai_adapter.py", "tests/test_experiment_validation.py"]
+    files = [
+        "tests/test_palaestrai_adapter.py",
+        "tests/test_source_check.py",
+        "tests/test_experiment_validation.py",
+    ]
     session.run("pytest", *(session.posargs or files))
 
 

@@ -8,6 +8,7 @@ import asyncio
 import random
 from typing import Any, ClassVar
 
+from palaestrai.agent.brain import Brain
 from palaestrai.agent.dummy_brain import DummyBrain
 from palaestrai.agent.dummy_muscle import DummyMuscle
 from palaestrai.agent.dummy_objective import DummyObjective
@@ -16,6 +17,7 @@ from palaestrai.environment.dummy_environment import DummyEnvironment
 
 __all__ = [
     "AsyncEnvironment",
+    "DeprecatedBrain",
     "DummyBrain",
     "DummyEnvironment",
     "DummyMuscle",
@@ -133,3 +135,19 @@ class LegacyBrain(DummyBrain):  # type: ignore[misc]
         super().__init__(**params)
         uids = [sensor.uid for sensor in sensors], [actuator.uid for actuator in actuators]
         LegacyBrain.made.append((seed, *uids))
+
+
+class DeprecatedBrain(Brain):  # type: ignore[misc]
+    """On palaestrAI's deprecated storage API, which palaestrAI's own `Brain.store` and
+    `Brain.load` fall back to: `store_model(path)`, `load_model(path)`."""
+
+    loaded: ClassVar[list[str]] = []
+
+    def thinking(self, muscle_id: str, data_from_muscle: Any) -> Any:
+        return None
+
+    def store_model(self, path: Any) -> None:
+        (path / "model").write_text("stored")
+
+    def load_model(self, path: Any) -> None:
+        DeprecatedBrain.loaded.append(str(path))

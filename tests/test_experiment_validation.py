@@ -113,6 +113,15 @@ def test_class_that_does_not_exist_suggests_the_near_one() -> None:
     )
 
 
+def test_module_that_does_not_exist_suggests_the_near_one() -> None:
+    document = base()
+    phase(document)["agents"][0]["brain"]["name"] = "palaestrio.simulaton:DummyBrain"
+    problem = only_problem(document)
+    assert problem.message == (
+        "module 'palaestrio.simulaton' not found (did you mean 'palaestrio.simulation'?)"
+    )
+
+
 def test_name_that_is_not_module_colon_class() -> None:
     document = base()
     phase(document)["agents"][0]["objective"]["name"] = "DummyObjective"
@@ -141,14 +150,23 @@ def test_abstract_class() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["palaestrai.agent.none_brain:NoneBrain", "palaestrai_renamed:DummyBrain"]
+    ("name", "hint"),
+    [
+        ("palaestrai.agent.none_brain:NoneBrain", ""),
+        ("palaestrai_renamed:DummyBrain", ""),
+        (
+            "palaestrai.agent:DumyBrain",
+            " (or did you mean 'palaestrai.agent:DummyBrain', which palaestrio has built in?)",
+        ),
+    ],
 )
 def test_palaestrai_class_without_palaestrai_installed_names_the_extra(
-    name: str, tmp_path: Path
+    name: str, hint: str, tmp_path: Path
 ) -> None:
     """Without the extra (simulated by blocking the import in a fresh interpreter), a
     palaestrAI class, named directly or through a module that imports palaestrAI, gets
-    the class and the extra in the message."""
+    the class and the extra in the message; a misspelled name of a palaestrAI class
+    palaestrio has built in, the built-in too."""
     document = base()
     phase(document)["agents"][0]["brain"]["name"] = name
     path = tmp_path / "run.yml"
@@ -169,7 +187,7 @@ def test_palaestrai_class_without_palaestrai_installed_names_the_extra(
     )
     assert result.returncode != 0
     assert f"{name!r} needs palaestrAI, which is not installed" in result.stderr
-    assert "pip install 'palaestrio[palaestrai]'" in result.stderr
+    assert f"pip install 'palaestrio[palaestrai]'{hint}\n" in result.stderr
 
 
 def test_params_that_do_not_bind_to_the_constructor() -> None:

@@ -16,6 +16,10 @@ palaestrai-environments==3.5.5 and torch 2.13.0 (CPU) in a venv of their own:
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -35,6 +39,10 @@ PALAESTRAI = {
     (1, 0): 925.803848,  # test: the trained brain, loaded from the training phase's dump
 }
 """(phase, episode) -> sum of the agent's objective, from palaestrAI 3.5.18's store."""
+SUMS = """SELECT p.number, m.episode, sum(m.objective)
+          FROM muscle_actions m JOIN agents a ON a.id = m.agent_id
+          JOIN experiment_run_phases p ON p.id = a.experiment_run_phase_id
+          GROUP BY p.number, m.episode"""
 
 
 class ListSink:
@@ -57,3 +65,40 @@ async def test_harl_sac_gives_palaestrais_numbers(tmp_path: Path) -> None:
     assert {key: round(value, 6) for key, value in sums.items()} == PALAESTRAI
     # The test phase started from the training phase's brain (hARL's actor file).
     assert (tmp_path / "brains" / "harl-sac-random" / "0").is_dir()
+
+
+@pytest.mark.timeout(300)
+def test_the_file_runs_unchanged_through_experiment_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PALAESTRIO_")}
+    env["PALAESTRIO_TEST_TAG"] = os.environ["PALAESTRIO_TEST_TAG"]
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    result = subprocess.run(
+        [sys.executable, "-m", "palaestrio", "experiment-start", "--plain", str(RUN_FILE)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with sqlite3.connect(tmp_path / "palaestrio.db") as connection:
+        sums = {
+            (phase, episode): round(value, 6) for phase, episode, value in connection.execute(SUMS)
+        }
+    assert sums == PALAESTRAI
+
+
+def test_checking_the_file_imports_neither_torch_nor_harl() -> None:
+    """The executor reads hARL's classes from their source; only the governor that runs
+    them imports them (and torch)."""
+    script = (
+        "import sys\n"
+        "from palaestrio.experiment import load_experiment_runs\n"
+        f"load_experiment_runs({str(RUN_FILE)!r})\n"
+        "print(sorted(m for m in ('torch', 'harl', 'palaestrai', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -271,6 +272,25 @@ async def test_a_palaestrai_brain_loads_the_previous_phase_dump(tmp_path: Path) 
     assert palaestrai_renamed.SeeingBrain.loaded == [("mighty_defender", stored_value)]
 
 
+async def test_a_brain_on_palaestrais_deprecated_storage_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """palaestrAI's `Brain.store`/`load` hand it a directory under palaestrAI's data path
+    (./_outputs, as palaestrio's), found through the dumper's locators."""
+    monkeypatch.chdir(tmp_path)
+    palaestrai_renamed.DeprecatedBrain.loaded.clear()
+    text = RUN.replace("OBJECTIVE", "DummyObjective").replace(
+        "palaestrai_renamed:DummyBrain", "palaestrai_renamed:DeprecatedBrain"
+    )
+    text = text.replace(
+        "run_config:", "  - phase_1:\n      phase_config: {mode: test, episodes: 1}\nrun_config:"
+    )
+    await run_in_process(load_experiment_run_text(text), ListSink())
+    brains = tmp_path.resolve() / "_outputs" / "brains" / "palaestrai-dummies"
+    assert (brains / "0" / "mighty_defender" / "model").read_text() == "stored"
+    assert palaestrai_renamed.DeprecatedBrain.loaded == [str(brains / "0")]
+
+
 async def test_an_async_environment_keeps_its_tasks_across_episodes(tmp_path: Path) -> None:
     """Its coroutine methods run on one asyncio loop for the whole phase: a task it
     started at the first start is still running in the last episode."""
@@ -294,8 +314,9 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
     env["PALAESTRIO_TEST_TAG"] = os.environ["PALAESTRIO_TEST_TAG"]
     env["PYTHONPATH"] = str(HERE)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    argv = [sys.executable, "-m", "palaestrio", "experiment-start", "--plain"]
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "palaestrio", "experiment-start", str(path)],
+        [*argv, "--progress-interval", "0.1", str(path)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -307,9 +328,8 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
         with trio.fail_after(60):
             async for chunk in process.stdout:
                 output += chunk
-                if b"): running" in output:
-                    break
-            await trio.sleep(0.5)  # mid-episode
+                if any(int(n) >= 10 for n in re.findall(rb" (\d+)/\d+ \S+ steps", output)):
+                    break  # mid-episode: 10 steps of a million done
             process.send_signal(signal.SIGINT)
             signalled = trio.current_time()
             async for chunk in process.stdout:
@@ -326,9 +346,9 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
         (status,) = connection.execute("SELECT status FROM experiment_run_instances").fetchone()
         (steps,) = connection.execute("SELECT count(*) FROM world_states").fetchone()
     assert status == "cancelled"
-    assert steps > 0
-    # The issue asks for <= 1 s; bounded loosely here (a loaded CI machine), measured in
-    # the benchmark.
+    assert steps >= 10
+    # The issue asks for <= 1 s; bounded loosely here (a loaded CI machine), measured by
+    # benchmarks/palaestrai_async_cancel.py.
     assert exit_took < 10, exit_took
 
 
@@ -338,6 +358,15 @@ async def test_an_async_environment_cancelled_mid_episode(tmp_path: Path) -> Non
         (
             "palaestrai.agent.dummy_brain:DumyBrain",
             "'palaestrai.agent.dummy_brain' has no class 'DumyBrain' (did you mean 'DummyBrain'?)",
+        ),
+        (  # a lazily exporting package: its names are in its __all__ only
+            "palaestrai.agent:DumyBrain",
+            "'palaestrai.agent' has no class 'DumyBrain' (did you mean 'DummyBrain'?)",
+        ),
+        (
+            "palaestrai.agent.dumy_brain:DummyBrain",
+            "module 'palaestrai.agent.dumy_brain' not found "
+            "(did you mean 'palaestrai.agent.dummy_brain'?)",
         ),
         (
             "palaestrai_renamed:DummyMuscle",

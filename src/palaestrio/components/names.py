@@ -86,17 +86,18 @@ def import_class(name: str) -> type[Any]:
     if not _NAME.match(name):
         raise ComponentNameError(f"expected 'module:Class', found {name!r}")
     module_name, _, attribute_path = name.partition(":")
-    if _is_palaestrai(module_name) and not _palaestrai_installed():
+    if _is_palaestrai(module_name) and not palaestrai_installed():
         raise ComponentNameError(_needs_palaestrai(name)) from None
     try:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is not None and _is_palaestrai(error.name):
+        if error.name is not None and _is_palaestrai(error.name) and not palaestrai_installed():
             raise ComponentNameError(_needs_palaestrai(name)) from None
         if error.name is not None and (
             module_name == error.name or module_name.startswith(error.name + ".")
         ):
-            raise ComponentNameError(f"module {error.name!r} not found") from None
+            message = f"module {error.name!r} not found{_module_hint(error.name)}"
+            raise ComponentNameError(message) from None
         raise ComponentNameError(
             f"importing module {module_name!r} failed: {type(error).__name__}: {error}"
         ) from None
@@ -109,7 +110,10 @@ def import_class(name: str) -> type[Any]:
         if not hasattr(target, attribute):
             import difflib  # only here: importing it costs more than a valid file's check
 
-            hint = difflib.get_close_matches(attribute, dir(target), n=1)
+            # A lazy module's names (palaestrAI's packages) are in its __all__ only;
+            # palaestrAI's names palaestrio has built-ins for count too.
+            known = {*dir(target), *getattr(target, "__all__", ()), *_aliased(owner)}
+            hint = difflib.get_close_matches(attribute, sorted(known), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ComponentNameError(f"{owner!r} has no class {attribute!r}{suggestion}")
         target = getattr(target, attribute)
@@ -119,7 +123,40 @@ def import_class(name: str) -> type[Any]:
     return target
 
 
-def _palaestrai_installed() -> bool:
+def _aliased(module_name: str) -> list[str]:
+    """The classes of `module_name` the alias table knows."""
+    return [
+        alias.partition(":")[2]
+        for alias in PALAESTRAI_ALIASES
+        if alias.partition(":")[0] == module_name
+    ]
+
+
+def _module_hint(missing: str) -> str:
+    """' (did you mean ...?)' naming a module beside `missing` that exists, or ''."""
+    parent, _, leaf = missing.rpartition(".")
+    try:
+        import pkgutil
+
+        if parent:
+            path = getattr(importlib.import_module(parent), "__path__", None)
+            if path is None:
+                return ""
+            names = [info.name for info in pkgutil.iter_modules(path)]
+        else:
+            names = [info.name for info in pkgutil.iter_modules()]
+    except Exception:  # the parent fails to import: no hint
+        return ""
+    import difflib
+
+    hint = difflib.get_close_matches(leaf, names, n=1, cutoff=0.8)  # not any installed one
+    if not hint:
+        return ""
+    suggestion = f"{parent}.{hint[0]}" if parent else hint[0]
+    return f" (did you mean {suggestion!r}?)"
+
+
+def palaestrai_installed() -> bool:
     try:
         return importlib.util.find_spec("palaestrai") is not None
     except (ImportError, ValueError):  # ValueError: blocked by `sys.modules[...] = None`
@@ -131,9 +168,17 @@ def _is_palaestrai(module_name: str) -> bool:
 
 
 def _needs_palaestrai(name: str) -> str:
-    return (
+    import difflib
+
+    module, _, attribute = name.partition(":")
+    message = (
         f"{name!r} needs palaestrAI, which is not installed: pip install 'palaestrio[palaestrai]'"
     )
+    hint = difflib.get_close_matches(attribute, _aliased(module), n=1)
+    if hint:  # perhaps a misspelled palaestrAI class palaestrio has a built-in for
+        suggestion = f"{module}:{hint[0]}"
+        message += f" (or did you mean {suggestion!r}, which palaestrio has built in?)"
+    return message
 
 
 def import_controller_class(name: str) -> tuple[str, type[Any]]:

@@ -3,16 +3,21 @@ once, with the place and line of what the user wrote."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from ..components.names import (
     ComponentNameError,
     import_class,
     import_controller_class,
+    palaestrai_installed,
     resolve_name,
 )
 from .errors import Problem
 from .yamltree import Node
+
+if TYPE_CHECKING:
+    from ..components.source_check import SourceClass
 
 _INT64 = (-(2**63), 2**64 - 1)
 
@@ -25,6 +30,9 @@ class Check:
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, int | None, str]] = set()
         self._classes: dict[tuple[str, bool], tuple[str, type[Any]] | str] = {}
+        self._sources: dict[str, SourceClass | None] = {}
+        self.from_source: set[str] = set()
+        """Names accepted by reading their source (`source_class`), never imported."""
 
     def add(self, place: str, line: int | None, message: str) -> None:
         if (place, line, message) not in self._seen:
@@ -45,6 +53,20 @@ class Check:
             except ComponentNameError as error:
                 self._classes[key] = str(error)
         return self._classes[key]
+
+    def source_class(self, name: str) -> SourceClass | None:
+        """The palaestrAI class `name` read from its source, when its module is not
+        imported yet (else importing it costs nothing) and the source is plain."""
+        if name not in self._sources:
+            self._sources[name] = None
+            module, _, attribute = resolve_name(name).partition(":")
+            fresh = module not in sys.modules and not module.startswith("palaestrio")
+            plain = attribute.isidentifier() and all(map(str.isidentifier, module.split(".")))
+            if fresh and plain and palaestrai_installed():  # else no palaestrAI class
+                from ..components.source_check import source_class
+
+                self._sources[name] = source_class(module, attribute)
+        return self._sources[name]
 
 
 def describe(value: Any) -> str:

@@ -22,6 +22,8 @@ def known_ids(environments: list[EnvironmentSpec] | None, check: Check) -> Known
     """The ids each environment of a phase declares (those that declare none: left out)."""
     known: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     for environment in environments or []:
+        if environment.environment.name in check.from_source:
+            continue  # a palaestrAI environment, which declares none
         imported = check.import_class(environment.environment.name, False)
         if isinstance(imported, str):
             continue

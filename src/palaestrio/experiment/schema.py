@@ -14,6 +14,7 @@ import warnings
 from typing import Any, Literal, cast
 
 from ..components.kinds import binding_problem, environment_arguments, kind_problem
+from ..components.names import resolve_name
 from ..records import AgentSpec, ComponentSpec, EnvironmentSpec
 from .agent_keys import AGENT_OPTIONAL_KEYS, check_load, check_replay
 from .checks import (
@@ -68,6 +69,8 @@ def _component(
     name = check_string(name_node, check) if name_node is not None else None
     if name_node is None or name is None:
         return None
+    if not controller and _fits_from_source(check, name, kind, params, with_uid, uid):
+        return (ComponentSpec(resolve_name(name), params), uid) if uid or not with_uid else None
     imported = check.import_class(name, controller)
     if isinstance(imported, str):
         check.at(name_node, imported)
@@ -85,6 +88,31 @@ def _component(
     if with_uid and uid is None:
         return None
     return ComponentSpec(resolved, params), uid
+
+
+def _fits_from_source(
+    check: Check, name: str, kind: str, params: dict[str, Any], with_uid: bool, uid: str | None
+) -> bool:
+    """Whether `name`'s source shows a palaestrAI class of `kind` whose constructor takes
+    `params` (see `source_check`): then it is not imported here, where it would be
+    imported a second time only to be checked (hARL's: torch, seconds). Any other
+    answer is found, and reported, by importing it."""
+    found = check.source_class(name)
+    if found is None or found.kind != kind:
+        return False
+    given: dict[str, Any] = {}
+    if with_uid:
+        given = {"uid": uid or "", "seed": 0}
+        if "broker_uri" in found.signature.parameters:
+            given["broker_uri"] = None
+    if set(given) & set(params):
+        return False
+    try:
+        found.signature.bind(**given, **params)
+    except TypeError:
+        return False
+    check.from_source.add(resolve_name(name))
+    return True
 
 
 def build_run(

@@ -37,6 +37,20 @@ class BrainLocation(msgspec.Struct, frozen=True):
             f"agent {self.agent!r} in phase {self.phase} of experiment run {self.experiment_run!r}"
         )
 
+    # palaestrAI's names: its `Brain.store`/`load` read them for brains on its deprecated
+    # `store_model(path)`/`load_model(path)`.
+    @property
+    def agent_name(self) -> str:
+        return self.agent
+
+    @property
+    def experiment_run_uid(self) -> str:
+        return self.experiment_run
+
+    @property
+    def experiment_run_phase(self) -> int:
+        return self.phase
+
 
 def load_location(
     load: BrainLoad | None, agent: str, run_uid: str, phase: int
@@ -76,6 +90,12 @@ class BrainDumper:
         """What palaestrAI's `Brain.try_load_brain_dump` looks at."""
         return self.load_from
 
+    @property
+    def _brain_destination(self) -> Any:
+        """Where palaestrAI's `Brain.store` has a brain on its deprecated API store its
+        model: `<palaestrAI's data_path>/brains/<run>/<phase>/<agent>/`."""
+        return self.dump_to
+
     def path(self, location: BrainLocation, tag: str | None = None) -> Path:
         name = f"{location.agent}-{tag}.bin" if tag else f"{location.agent}.bin"
         run = location.experiment_run.replace("/", "_")
@@ -100,7 +120,12 @@ class BrainDumper:
         if self.load_from is None:
             return False
         plain = self.path(self.load_from)
-        return plain.exists() or any(plain.parent.glob(f"{self.load_from.agent}-*.bin"))
+        deprecated = plain.parent / self.load_from.agent  # palaestrAI's store_model(path)
+        return (
+            plain.exists()
+            or any(plain.parent.glob(f"{self.load_from.agent}-*.bin"))
+            or deprecated.is_dir()
+        )
 
 
 class BrainDumpMissing(FileNotFoundError):

@@ -29,6 +29,29 @@ _BASES: dict[tuple[str, str], str] = {
 }
 
 
+LAZY_EXPORTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("palaestrai.agent", "Brain"): ("palaestrai.agent.brain", "Brain"),
+    ("palaestrai.agent", "Muscle"): ("palaestrai.agent.muscle", "Muscle"),
+    ("palaestrai.agent", "Objective"): ("palaestrai.agent.objective", "Objective"),
+    ("palaestrai.environment", "Environment"): (
+        "palaestrai.environment.environment",
+        "Environment",
+    ),
+    ("palaestrai.environment", "Reward"): ("palaestrai.environment.reward", "Reward"),
+    ("palaestrai.environment", "EnvironmentStateTransformer"): (
+        "palaestrai.environment.environment_state_transformer",
+        "EnvironmentStateTransformer",
+    ),
+}
+"""Where palaestrAI's packages get the base classes they export lazily (a module
+`__getattr__`), for reading a component's source (`source_check`)."""
+
+
+def palaestrai_base_kind(module: str, qualname: str) -> str | None:
+    """The kind of component palaestrAI's base class `module.qualname` is, if it is one."""
+    return _BASES.get((module, qualname))
+
+
 def palaestrai_kind(cls: type[Any]) -> str | None:
     """The kind of component `cls` is to palaestrAI (a key of `kinds.KINDS`), or None
     if it derives from none of palaestrAI's component base classes."""
