@@ -13,8 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from executor_support import unignore_hangup
-from leak_guard import TAG_VARIABLE, LeakGuard
+from leak_guard import TAG_VARIABLE, LeakGuard, unignore_hangup
 from palaestrio import proctree
 
 pytest_plugins = ["pytester"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,14 +17,6 @@ from palaestrio.executor.supervisor import governor_environment
 from palaestrio.experiment import ExperimentRun, load_experiment_runs
 
 SIM = "palaestrio.simulation"
-
-
-def unignore_hangup() -> None:
-    """Under nohup, the executors we start would inherit an ignored SIGHUP and keep it
-    ignored (as palaestrio does under nohup). A handler of ours keeps us alive and is
-    reset by exec: they get SIGHUP's default, a terminal hangup as tests mean it."""
-    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, lambda _signum, _frame: None)
 
 
 def write_experiment(

@@ -16,6 +16,7 @@ that descends from it, is allowed once they say so (`LeakGuard.allow`).
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from palaestrio import proctree
@@ -23,6 +24,14 @@ from palaestrio import proctree
 TAG_VARIABLE = "PALAESTRIO_TEST_TAG"
 SETTLE = 1.0
 """Seconds a SIGKILLed process may take to die before it counts as left behind."""
+
+
+def unignore_hangup() -> None:
+    """Under nohup, the executors we start would inherit an ignored SIGHUP and keep it
+    ignored (as palaestrio does under nohup). A handler of ours keeps us alive and is
+    reset by exec: they get SIGHUP's default, a terminal hangup as tests mean it."""
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: None)
 
 
 class LeakGuard:

@@ -221,7 +221,7 @@ def test_under_nohup_the_executors_get_sighups_default() -> None:
     script = (
         "import signal, subprocess, sys\n"
         "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
-        "from executor_support import unignore_hangup\n"
+        "from leak_guard import unignore_hangup\n"
         "unignore_hangup()\n"
         "child = 'import signal; print(signal.getsignal(signal.SIGHUP) == signal.SIG_DFL)'\n"
         "subprocess.run([sys.executable, '-c', child], check=True)\n"

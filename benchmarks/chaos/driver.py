@@ -9,8 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from executor_support import unignore_hangup
-from leak_guard import LeakGuard
+from leak_guard import LeakGuard, unignore_hangup
 
 from . import resume as resumption
 from .iteration import Bounds, Result, run_iteration
