@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,7 +127,7 @@ def _sqlite_engine(url: URL, *, immediate: bool) -> sa.Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -135,6 +136,27 @@ def _sqlite_engine(url: URL, *, immediate: bool) -> sa.Engine:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+def switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """`PRAGMA journal_mode = WAL`, waiting out other connections switching at once.
+
+    Connections switching one fresh file at the same moment each hold a read lock and
+    want the write lock: SQLite sees a deadlock and answers "database is locked" at once
+    instead of calling the busy handler. The failed statement drops its lock, so trying
+    again (within the busy timeout) lets the first one finish.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def create_database(uri: str) -> None:
