@@ -23,6 +23,12 @@ log = logging.getLogger("palaestrio.executor")
 
 UpdateCallback = Callable[[ExperimentRunRuntimeInformation], None]
 
+STATUS_RETRY_AFTER = 1.0
+"""Seconds without a reply before a status event is sent again. A request the store
+process took with it when it died gets no reply at all; its successor is up in about a
+second, and a run's end must reach it well within `finalize_grace`. Resent status events
+change nothing (the store keeps the first end it got)."""
+
 
 class StatusBook:
     def __init__(self, client: Client, on_update: UpdateCallback | None) -> None:
@@ -115,7 +121,7 @@ class StatusBook:
             )
             return None
         try:
-            return await send_status(self.client, event)
+            return await send_status(self.client, event, retry_after=STATUS_RETRY_AFTER)
         except StoreError as error:
             log.error(
                 "the store refused %s for run %s: %s",

@@ -64,9 +64,12 @@ async def supervise(slot: RunSlot, context: RunContext) -> None:
         log.error("run %s: supervision failed", slot.info.instance_uid, exc_info=problem)
         slot.failure = f"{type(problem).__name__}: {problem}".splitlines()[0]
     finally:
-        with trio.move_on_after(context.options.finalize_grace, shield=True):
+        grace = context.options.finalize_grace
+        with trio.move_on_after(grace, shield=True) as finalizing:
             status, reason = outcome(slot, exit_)
             await context.book.conclude(slot, status, reason)
+        if finalizing.cancelled_caught:  # never silently: the store keeps it `running`
+            log.error("run %s: its end was not stored within %g s", slot.info.instance_uid, grace)
         slot.ended.set()
 
 
