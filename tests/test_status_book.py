@@ -50,3 +50,21 @@ async def test_a_runs_end_lost_with_the_store_is_sent_again_within_the_grace() -
     assert not finalizing.cancelled_caught, "the run's end was not stored within the grace"
     assert [type(request) for request in received] == [messages.Finished, messages.Finished]
     assert slot.info.status is RunStatus.FINISHED
+
+
+async def test_a_runs_end_the_store_refuses_is_not_shown_as_that_end() -> None:
+    # A full disk: the store refuses the end; the executor must not say `finished`.
+    async def full_store(body: list[bytes]) -> list[bytes]:
+        return [messages.encode(messages.Rejected("database or disk is full"))]
+
+    (run,) = load_experiment_runs(EXAMPLE)
+    slot = RunSlot(ExperimentRunRuntimeInformation(run, "b" * 32))
+    with trio.fail_after(10):
+        async with (
+            running_broker() as endpoint,
+            running_worker(endpoint, SERVICE, full_store),
+            open_client(endpoint) as client,
+        ):
+            await StatusBook(client, None).conclude(slot, RunStatus.FINISHED, None)
+    assert slot.info.status is RunStatus.ERROR
+    assert slot.info.reason == "its end (finished) was not stored"

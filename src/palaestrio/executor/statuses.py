@@ -90,6 +90,9 @@ class StatusBook:
         else:
             event = store_messages.Failed(info.instance_uid, now.timestamp(), reason or "")
         stored = await self._store(event)
+        if stored is None and status is not RunStatus.ERROR:
+            # An end the store does not have is never shown as the run's end.
+            status, reason = RunStatus.ERROR, f"its end ({status}) was not stored"
         info.status = RunStatus(stored) if stored else status
         info.reason = reason
         info.ended_at = now
