@@ -100,14 +100,8 @@ async def _serve(
             broker_uri=config.broker_uri,
             on_update=hub.update,
             governor_log_level=governor_level,
-            store_write_retries=config.store_write_retries,
-            store_write_retry_seconds=config.store_write_retry_seconds,
-            store_restarts=config.store_restarts,
-            store_restart_seconds=config.store_restart_seconds,
-            broker_max_waiting_requests=config.broker_max_waiting_requests,
-            broker_max_waiting_bytes=config.broker_max_waiting_bytes,
-            broker_max_queued_bytes=config.broker_max_queued_bytes,
-            broker_request_expiry=config.broker_request_expiry,
+            **config.store_limits(),
+            **config.broker_limits(),
         ) as executor:
             engine = await trio.to_thread.run_sync(open_database, config.store_uri)
             try:
