@@ -25,37 +25,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # the palaestrAI-named run file
+
+from palaestrai_support import renamed_run  # noqa: E402
+
 STEPS = re.compile(r" (\d+)/\d+ \S+ steps")
 """Steps done, in a progress line (`..., 31/1000000 0% steps, ...`)."""
-RUN = """\
-uid: async-cancel
-seed: 7
-version: "3.5"
-schedule:
-  - phase_0:
-      environments:
-        - environment:
-            name: palaestrai_renamed:AsyncEnvironment
-            uid: env
-            params: {discrete: true, max_iter: 1000000}
-      agents:
-        - name: a
-          brain: {name: palaestrai_renamed:DummyBrain, params: {}}
-          muscle: {name: palaestrai_renamed:DummyMuscle, params: {count_upwards: true}}
-          objective: {name: palaestrai_renamed:DummyObjective, params: {}}
-          sensors: [env.0, env.1]
-          actuators: [env.0, env.1]
-      simulation:
-        name: palaestrai.simulation:Vanilla
-        conditions:
-          - name: palaestrai.experiment:EnvironmentTerminationCondition
-            params: {}
-      phase_config: {mode: train, worker: 1, episodes: 1}
-run_config:
-  condition:
-    name: palaestrai.experiment:VanillaRunGovernorTerminationCondition
-    params: {}
-"""
+RUN = renamed_run(
+    "async-cancel", environment="palaestrai_renamed:AsyncEnvironment", max_iter=1_000_000, sensors=2
+)
 
 
 def once(directory: Path) -> tuple[float, int, str]:

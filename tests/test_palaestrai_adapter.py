@@ -21,44 +21,20 @@ pytest.importorskip("palaestrai")
 from palaestrai.agent import Memory as PalaestraiMemory
 
 import palaestrai_renamed
+from palaestrai_support import renamed_run
 from palaestrio.experiment import ExperimentFileError, load_experiment_run_text
 from palaestrio.records import MuscleAction, Record, WorldState
 from palaestrio.simulation import run_in_process
 
 HERE = Path(__file__).parent
 
-RUN = """\
-uid: palaestrai-dummies
-seed: 7
-version: "3.5"
-schedule:
-  - phase_0:
-      environments:
-        - environment:
-            name: palaestrai_renamed:DummyEnvironment
-            uid: env
-            params: {discrete: true, max_iter: 10}
-      agents:
-        - name: mighty_defender
-          brain: {name: palaestrai_renamed:DummyBrain, params: {}}
-          muscle: {name: palaestrai_renamed:DummyMuscle, params: {count_upwards: true}}
-          objective: {name: palaestrai_renamed:OBJECTIVE, params: {}}
-          sensors: [env.0, env.1, env.2, env.3, env.4]
-          actuators: [env.0, env.1, env.2, env.3, env.4]
-      simulation:
-        name: palaestrai.simulation:Vanilla
-        conditions:
-          - name: palaestrai.experiment:EnvironmentTerminationCondition
-            params: {}
-      phase_config:
-        mode: train
-        worker: 1
-        episodes: 2
-run_config:
-  condition:
-    name: palaestrai.experiment:VanillaRunGovernorTerminationCondition
-    params: {}
-"""
+RUN = renamed_run(
+    "palaestrai-dummies",
+    agent="mighty_defender",
+    objective="palaestrai_renamed:OBJECTIVE",
+    sensors=5,
+    episodes=2,
+)
 
 
 class ListSink:

@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("palaestrai")
 
 import palaestrai_renamed
+from palaestrai_support import renamed_run
 from palaestrio.components.palaestrai import palaestrai_kind
 from palaestrio.components.source_check import source_class
 
@@ -178,35 +179,7 @@ def _check_in_a_fresh_interpreter(tmp_path: Path, text: str) -> dict[str, Any]:
     return found
 
 
-PALAESTRAI_RUN = """\
-uid: source-check
-seed: 7
-version: "3.5"
-schedule:
-  - phase_0:
-      environments:
-        - environment:
-            name: palaestrai_renamed:DummyEnvironment
-            uid: env
-            params: {discrete: true, max_iter: 10}
-      agents:
-        - name: a
-          brain: {name: BRAIN, params: {}}
-          muscle: {name: palaestrai_renamed:DummyMuscle, params: {count_upwards: true}}
-          objective: {name: palaestrai_renamed:DummyObjective, params: {}}
-          sensors: [env.0]
-          actuators: [env.0]
-      simulation:
-        name: palaestrai.simulation:Vanilla
-        conditions:
-          - name: palaestrai.experiment:EnvironmentTerminationCondition
-            params: {}
-      phase_config: {mode: train, worker: 1, episodes: 1}
-run_config:
-  condition:
-    name: palaestrai.experiment:VanillaRunGovernorTerminationCondition
-    params: {}
-"""
+PALAESTRAI_RUN = renamed_run("source-check", brain="BRAIN")
 
 
 def test_checking_a_file_imports_neither_its_palaestrai_classes_nor_palaestrai(
